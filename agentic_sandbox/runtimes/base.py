@@ -1,0 +1,125 @@
+"""The Runtime protocol and the driver-neutral models it speaks.
+
+Drivers (Docker, libvirt, the in-memory fake) take a ``SandboxSpec`` and return
+``SandboxState``; they never expose docker-py or libvirt objects. Every call has a deadline and
+raises the RuntimeFailure family from ``agentic_sandbox.errors``. Drivers make no decisions and
+never retry by sleeping: the controller requeues with backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+# Ownership labels: every runtime object the controller creates carries all of them.
+LABEL_MANAGED = "agentic-sandbox"
+LABEL_CONTROLLER = "agentic-sandbox.controller"
+LABEL_INSTANCE = "agentic-sandbox.instance"
+LABEL_UID = "agentic-sandbox.uid"
+LABEL_SPEC_HASH = "agentic-sandbox.spec-hash"
+LABEL_HASH_SCHEMA = "agentic-sandbox.hash-schema"
+
+
+class SandboxStatus(StrEnum):
+    """Runtime state of one sandbox, folded from Docker or libvirt states."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RESTARTING = "restarting"
+    REMOVING = "removing"
+    EXITED = "exited"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    host_path: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything a driver needs to create one sandbox."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: list[MountSpec] = field(default_factory=list)
+    network: str = "bridge"
+    cpus: float = 1.0
+    memory_bytes: int = 1 << 30
+    pids: int = 512
+    stop_timeout: int = 10
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    """One observed runtime object."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: SandboxStatus
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    ip: str | None = None
+    image: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.status in (SandboxStatus.RUNNING, SandboxStatus.RESTARTING)
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """A change the runtime reported. Only a hint: the controller re-observes before acting."""
+
+    action: str
+    sandbox_id: str
+    labels: dict[str, str]
+    time: datetime | None = None
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def ping(self) -> None:
+        """Raise RuntimeUnavailable unless the daemon answers."""
+
+    async def create(self, spec: SandboxSpec) -> SandboxState:
+        """Create the sandbox without starting it.
+
+        When a sandbox named ``spec.name`` already exists with the same ``agentic-sandbox.uid``
+        label, return it (a create that crashed half-way is adopted, not duplicated). When the
+        name belongs to anything else, raise NameConflict.
+        """
+
+    async def start(self, sandbox_id: str) -> None: ...
+
+    async def stop(self, sandbox_id: str, timeout: int) -> None:
+        """Stop gracefully, killing after ``timeout`` seconds. Stopping a stopped sandbox is fine."""
+
+    async def remove(self, sandbox_id: str) -> None:
+        """Remove forcibly. Removing an absent sandbox is fine."""
+
+    async def inspect(self, sandbox_id: str) -> SandboxState | None: ...
+
+    async def list_owned(self, labels: dict[str, str]) -> list[SandboxState]:
+        """List every sandbox, running or not, whose labels include all of ``labels``."""
+
+    def events(self, labels: dict[str, str]) -> AsyncIterator[RuntimeEvent]:
+        """Stream changes to sandboxes carrying ``labels``. Raises RuntimeUnavailable when the
+        stream breaks; the caller reconnects with backoff and relists."""
+
+    async def close(self) -> None: ...

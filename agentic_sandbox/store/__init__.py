@@ -1,0 +1,1 @@
+"""Stores with Kubernetes object semantics: the Store protocol and its backends."""
