@@ -1,0 +1,165 @@
+"""The composition root of ``sandboxctl serve``: the only module that wires every layer together.
+
+It opens the store, connects the runtime, and runs the controller, the HTTP API and the
+directory source in one event loop until SIGTERM or SIGINT. Shutdown stops the triggers first,
+then lets running reconciles finish (up to a deadline), then closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from collections.abc import Generator
+
+import uvicorn
+
+from agentic_sandbox.api.app import create_app
+from agentic_sandbox.controller.config import Settings
+from agentic_sandbox.controller.credentials import (
+    load_or_create_controller_id,
+    load_or_create_token,
+)
+from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.manager import Controller
+from agentic_sandbox.errors import RuntimeUnavailable
+from agentic_sandbox.runtimes.docker import DockerRuntime
+from agentic_sandbox.sources.directory import DirectorySource
+from agentic_sandbox.store.sqlite import SqliteStore
+
+logger = logging.getLogger("agentic_sandbox")
+
+SHUTDOWN_DRAIN_SECONDS = 10.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the composition root."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Request lines are access logs, not controller diagnostics.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def check_bind_address(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise SystemExit(
+            f"error: AGENTIC_SANDBOX_HOST is {host!r}; the API binds only to a loopback address "
+            "such as 127.0.0.1 in this version"
+        )
+
+
+def serve(settings: Settings) -> int:
+    """Run the controller until a signal arrives; return the process exit code."""
+    configure_logging(settings.log_level)
+    check_bind_address(settings.host)
+    try:
+        asyncio.run(_serve(settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.state_dir, 0o700)
+    token = load_or_create_token(settings.token_path)
+    controller_id = settings.controller_id or load_or_create_controller_id(settings.state_dir)
+
+    store = await SqliteStore(settings.database_path).open()
+    runtime = DockerRuntime(
+        base_url=settings.docker_host, call_timeout=settings.runtime_call_timeout
+    )
+    try:
+        await runtime.ping()
+    except RuntimeUnavailable as error:
+        logger.warning("docker is not reachable yet; will keep retrying error=%s", error)
+
+    policy = HostPolicy(
+        controller_id=controller_id,
+        mount_roots=settings.mount_roots,
+        workspace_root=settings.workspace_root,
+        management_server=settings.management_server,
+        allow_docker_socket=settings.allow_docker_socket,
+    )
+    controller = Controller(
+        store=store,
+        runtime=runtime,
+        events=store.events,
+        policy=policy,
+        node=settings.node_name,
+        workers=settings.workers,
+        resync_interval=settings.resync_interval,
+    )
+    api = create_app(store=store, event_log=store.events, token=token)
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            api, host=settings.host, port=settings.port, log_config=None, lifespan="off"
+        )
+    )
+    source = None
+    if settings.manifests_dir is not None:
+        source = DirectorySource(settings.manifests_dir, store=store, event_log=store.events)
+
+    try:
+        await _run_until_signal(controller, server, source)
+    finally:
+        await runtime.close()
+        await store.close()
+        logger.info("controller stopped")
+
+
+async def _run_until_signal(
+    controller: Controller, server: uvicorn.Server, source: DirectorySource | None
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    tasks = [
+        asyncio.create_task(controller.run(), name="controller"),
+        asyncio.create_task(server.serve(), name="api"),
+    ]
+    if source is not None:
+        tasks.append(asyncio.create_task(source.run(), name="directory-source"))
+    stopper = asyncio.create_task(stop.wait(), name="signal")
+
+    # Run until a signal arrives or any part ends (a crashed part stops the whole process).
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    failed = [
+        task
+        for task in done
+        if task is not stopper and not task.cancelled() and task.exception() is not None
+    ]
+    for task in failed:
+        logger.error("component failed component=%s", task.get_name(), exc_info=task.exception())
+    logger.info("shutting down")
+
+    if source is not None:
+        tasks[-1].cancel()
+    server.should_exit = True
+    await controller.stop(SHUTDOWN_DRAIN_SECONDS)
+    for task in tasks:
+        task.cancel()
+    stopper.cancel()
+    await asyncio.gather(*tasks, stopper, return_exceptions=True)
+    if failed:
+        raise SystemExit(1)

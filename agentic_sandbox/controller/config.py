@@ -1,0 +1,117 @@
+"""Settings of a controller process, read from command-line options and environment variables.
+
+Every option has an environment variable, so a service manager or a container can configure the
+controller without a command line. Command-line values win over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/agentic-sandbox")
+DEFAULT_HTTP_PORT = 8122
+DEFAULT_GRPC_PORT = 8120
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is invalid; expected true or false")
+
+
+def _env_number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} is below the minimum of {minimum:g}")
+    return value
+
+
+@dataclass
+class Settings:
+    """Everything ``sandboxctl serve`` needs. See ``from_env`` for the variable of each field."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    manifests_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_HTTP_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
+    docker_host: str | None = None
+    log_level: str = "info"
+    controller_id: str | None = None
+    node_name: str = field(default_factory=lambda: os.uname().nodename)
+    # Host paths a mount may use. Empty means the defaults under the state directory.
+    allowed_mount_roots: list[Path] = field(default_factory=list)
+    allow_docker_socket: bool = False
+    workers: int = 16
+    # Seconds between full relists. A safety net only: changes arrive through watches and events.
+    resync_interval: float = 300.0
+    runtime_call_timeout: float = 30.0
+    # Incumbent-compatible garbage collector settings.
+    docker_monitor_enabled: bool = True
+    docker_poll_interval: float = 30.0
+    docker_orphaned_age: float = 3600.0
+    management_server: str = "host.docker.internal:8120"
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def token_path(self) -> Path:
+        return self.state_dir / "api-token"
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.state_dir / "workspaces"
+
+    @property
+    def mount_roots(self) -> list[Path]:
+        if self.allowed_mount_roots:
+            return self.allowed_mount_roots
+        return [self.workspace_root, Path("/srv/agentshare")]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from environment variables; unset variables keep their defaults."""
+        env = os.environ if env is None else env
+        settings = cls()
+        if env.get("AGENTIC_SANDBOX_STATE_DIR"):
+            settings.state_dir = Path(env["AGENTIC_SANDBOX_STATE_DIR"])
+        if env.get("AGENTIC_SANDBOX_MANIFESTS"):
+            settings.manifests_dir = Path(env["AGENTIC_SANDBOX_MANIFESTS"])
+        settings.host = env.get("AGENTIC_SANDBOX_HOST") or settings.host
+        settings.port = int(_env_number(env, "AGENTIC_SANDBOX_PORT", settings.port, 0))
+        settings.grpc_port = int(_env_number(env, "AGENTIC_SANDBOX_GRPC_PORT", settings.grpc_port, 0))
+        settings.docker_host = env.get("DOCKER_HOST") or None
+        settings.log_level = env.get("AGENTIC_SANDBOX_LOG_LEVEL") or settings.log_level
+        settings.controller_id = env.get("AGENTIC_SANDBOX_CONTROLLER_ID") or None
+        settings.node_name = env.get("AGENTIC_SANDBOX_NODE_NAME") or settings.node_name
+        roots = env.get("AGENTIC_SANDBOX_ALLOWED_MOUNT_ROOTS", "")
+        settings.allowed_mount_roots = [Path(part) for part in roots.split(":") if part]
+        settings.allow_docker_socket = _env_bool(env, "AGENTIC_SANDBOX_ALLOW_DOCKER_SOCKET", False)
+        settings.workers = int(_env_number(env, "AGENTIC_SANDBOX_WORKERS", settings.workers, 1))
+        settings.resync_interval = _env_number(
+            env, "AGENTIC_SANDBOX_RESYNC_SECS", settings.resync_interval, 1
+        )
+        settings.docker_monitor_enabled = _env_bool(env, "DOCKER_MONITOR_ENABLED", True)
+        settings.docker_poll_interval = _env_number(env, "DOCKER_POLL_INTERVAL_SECS", 30.0, 1)
+        settings.docker_orphaned_age = _env_number(env, "DOCKER_ORPHANED_AGE_SECS", 3600.0, 0)
+        settings.management_server = (
+            env.get("AGENTIC_CONTAINER_GRPC_SERVER") or settings.management_server
+        )
+        return settings

@@ -1,0 +1,156 @@
+"""Turning an Instance into the driver-neutral SandboxSpec, with the host's safety policy applied.
+
+Host policy lives here, not in ``crds``, because it depends on this machine: which host paths a
+mount may use, whether the Docker socket may be mounted, where per-instance workspaces go.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentic_sandbox.crds.instance import Instance
+from agentic_sandbox.crds.spechash import HASH_SCHEMA_VERSION, spec_hash
+from agentic_sandbox.errors import InvalidRuntimeSpec
+from agentic_sandbox.runtimes.base import (
+    LABEL_CONTROLLER,
+    LABEL_HASH_SCHEMA,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_SPEC_HASH,
+    LABEL_UID,
+    MountSpec,
+    SandboxSpec,
+)
+
+DOCKER_SOCKETS = frozenset({"/var/run/docker.sock", "/run/docker.sock"})
+WORKSPACE_PATH = "/workspace"
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    controller_id: str
+    mount_roots: list[Path]
+    workspace_root: Path
+    management_server: str
+    allow_docker_socket: bool = False
+
+
+def sandbox_name(instance: Instance) -> str:
+    """Runtime object name: the instance name, prefixed with its namespace outside ``default``.
+
+    DNS-1123 labels contain no '.', so ``namespace.name`` can never collide with a plain name.
+    """
+    meta = instance.metadata
+    return meta.name if meta.namespace == "default" else f"{meta.namespace}.{meta.name}"
+
+
+def ownership_labels(instance: Instance, controller_id: str) -> dict[str, str]:
+    """The labels that prove this controller created a runtime object for this instance."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_CONTROLLER: controller_id,
+        LABEL_INSTANCE: instance.key,
+        LABEL_UID: str(instance.metadata.uid),
+    }
+
+
+def workspace_dir(instance: Instance, policy: HostPolicy) -> Path:
+    return policy.workspace_root / instance.metadata.namespace / instance.metadata.name
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    for root in roots:
+        resolved_root = Path(os.path.realpath(root))
+        if path == resolved_root or resolved_root in path.parents:
+            return True
+    return False
+
+
+def check_mounts(instance: Instance, policy: HostPolicy) -> list[MountSpec]:
+    """Validate every mount against the host policy; raise InvalidRuntimeSpec naming the field."""
+    mounts: list[MountSpec] = []
+    for index, mount in enumerate(instance.spec.mounts):
+        field = f"spec.mounts[{index}].hostPath"
+        # realpath resolves symlinks, so a link inside an allowed root cannot point outside it.
+        resolved = Path(os.path.realpath(mount.host_path))
+        if str(resolved) in DOCKER_SOCKETS or mount.host_path in DOCKER_SOCKETS:
+            if not policy.allow_docker_socket:
+                _reject(
+                    instance,
+                    field,
+                    mount.host_path,
+                    "mounting the Docker socket gives the sandbox control of the host; start "
+                    "the controller with --allow-docker-socket to permit it",
+                )
+        elif not _inside(resolved, policy.mount_roots):
+            roots = ", ".join(str(root) for root in policy.mount_roots)
+            _reject(
+                instance,
+                field,
+                mount.host_path,
+                f"is outside the allowed mount roots ({roots}); move the data under one of them "
+                "or add a root with --allowed-mount-root",
+            )
+        if not resolved.exists():
+            _reject(
+                instance,
+                field,
+                mount.host_path,
+                "does not exist on the host; create it first (the controller never creates "
+                "host paths for mounts)",
+            )
+        mounts.append(MountSpec(str(resolved), mount.path, mount.read_only))
+    return mounts
+
+
+def _reject(instance: Instance, field: str, value: str, problem: str) -> None:
+    message = f"{field} of instance {instance.key} is {value!r}: {problem}"
+    raise InvalidRuntimeSpec(message, field=field, value=value)
+
+
+def desired_hashes(instance: Instance) -> dict[str, str]:
+    """The instance's spec hash under every hash schema this controller can compute."""
+    return {
+        str(version): spec_hash(instance.spec, schema_version=version)
+        for version in range(1, HASH_SCHEMA_VERSION + 1)
+    }
+
+
+def build_sandbox_spec(instance: Instance, policy: HostPolicy) -> SandboxSpec:
+    """Build what the driver creates. Creates the per-instance workspace when requested."""
+    spec = instance.spec
+    if spec.image is None:
+        # NOTE: a loadout that supplies an image for Docker instances is not resolved yet.
+        raise InvalidRuntimeSpec(
+            f"spec.image of instance {instance.key} is not set; loadouts cannot supply an "
+            "image for Docker instances yet, so set spec.image",
+            field="spec.image",
+        )
+    mounts = check_mounts(instance, policy)
+    if spec.agentshare:
+        workspace = workspace_dir(instance, policy)
+        workspace.mkdir(parents=True, exist_ok=True)
+        mounts.append(MountSpec(str(workspace), WORKSPACE_PATH, False))
+
+    labels = ownership_labels(instance, policy.controller_id)
+    labels[LABEL_SPEC_HASH] = spec_hash(spec)
+    labels[LABEL_HASH_SCHEMA] = str(HASH_SCHEMA_VERSION)
+    env = dict(spec.env)
+    env["AGENT_ID"] = instance.metadata.name
+    env["MANAGEMENT_SERVER"] = policy.management_server
+
+    return SandboxSpec(
+        name=sandbox_name(instance),
+        image=spec.image,
+        labels=labels,
+        command=list(spec.command) if spec.command is not None else None,
+        env=env,
+        mounts=mounts,
+        network=spec.network,
+        cpus=spec.resources.cpus,
+        memory_bytes=spec.resources.memory_bytes,
+        pids=spec.resources.pids,
+        stop_timeout=spec.termination_grace_period_seconds,
+    )

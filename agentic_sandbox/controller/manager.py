@@ -1,0 +1,99 @@
+"""The controller's public interface: one object that owns the queue, the workers and triggers.
+
+It composes small parts (queue, reconciler, worker pool, watchers) and runs them under one task
+group, so the crash of any part is noticed and stops the controller instead of failing silently.
+Entry surfaces (API, sources, CLI) never call it to change the runtime; they write desired state
+to the store, which the controller watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agentic_sandbox.controller.backoff import ExponentialBackoff, RetryLimiter, TokenBucket
+from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.metrics import ControllerMetrics
+from agentic_sandbox.controller.queue import WorkQueue
+from agentic_sandbox.controller.reconciler import InstanceReconciler
+from agentic_sandbox.controller.recorder import EventRecorder, EventSink
+from agentic_sandbox.controller.watchers import (
+    pump_runtime_events,
+    resync_periodically,
+    watch_instances,
+)
+from agentic_sandbox.controller.workers import WorkerPool
+from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, Runtime
+from agentic_sandbox.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+# Retry delays of a failing key: 50 ms doubling to 60 s. Global cap: 50 retries per second.
+RETRY_BASE_SECONDS = 0.05
+RETRY_CAP_SECONDS = 60.0
+RETRY_RATE = 50.0
+RETRY_BURST = 200
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        runtime: Runtime,
+        events: EventSink,
+        policy: HostPolicy,
+        node: str,
+        workers: int = 16,
+        resync_interval: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.policy = policy
+        self.metrics = ControllerMetrics()
+        self.recorder = EventRecorder(events)
+        limiter = RetryLimiter(
+            ExponentialBackoff(base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS),
+            TokenBucket(rate=RETRY_RATE, burst=RETRY_BURST),
+        )
+        self.queue = WorkQueue(limiter)
+        self.reconciler = InstanceReconciler(
+            store=store, runtime=runtime, recorder=self.recorder, policy=policy, node=node
+        )
+        self._workers = WorkerPool(
+            self.queue, self.reconciler.reconcile, workers=workers, metrics=self.metrics
+        )
+        self._resync_interval = resync_interval
+        self._triggers: list[asyncio.Task[None]] = []
+
+    async def run(self) -> None:
+        """Run until cancelled or until ``stop`` drains the workers."""
+        labels = {LABEL_CONTROLLER: self.policy.controller_id}
+        logger.info(
+            "controller starting controller_id=%s runtime=%s",
+            self.policy.controller_id,
+            self.runtime.name,
+        )
+        async with asyncio.TaskGroup() as group:
+            self._triggers = [
+                group.create_task(watch_instances(self.store, self.queue, self.metrics)),
+                group.create_task(
+                    pump_runtime_events(
+                        self.runtime, self.store, self.queue, labels=labels, metrics=self.metrics
+                    )
+                ),
+                group.create_task(
+                    resync_periodically(self.store, self.queue, self._resync_interval)
+                ),
+            ]
+            group.create_task(self._workers.run())
+
+    async def stop(self, timeout: float = 10.0) -> bool:
+        """Stop taking new work and wait up to ``timeout`` seconds for running reconciles."""
+        for task in self._triggers:
+            task.cancel()
+        self.queue.shut_down()
+        drained = await self.queue.drain(timeout)
+        if not drained:
+            logger.warning("shutdown timed out with reconciles still running timeout=%.1fs", timeout)
+        return drained

@@ -1,0 +1,243 @@
+"""The instance reconciler: observe, plan, act, then write status.
+
+Each call re-reads the instance from the store and the sandboxes from the runtime, so a lost or
+duplicated trigger never leaves drift behind. The outcome is a small ``Result``: done, requeue
+after N seconds, or an exception that the worker turns into a backoff retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agentic_sandbox.controller.desired import HostPolicy, desired_hashes
+from agentic_sandbox.controller.executor import Executor
+from agentic_sandbox.controller.plan import HEALTHY_RESET, Observation, Plan, plan
+from agentic_sandbox.controller.recorder import EventRecorder
+from agentic_sandbox.controller.stalls import StallTracker
+from agentic_sandbox.controller.status import Outcome, build_status
+from agentic_sandbox.crds.event import EventName, EventSeverity
+from agentic_sandbox.crds.instance import Instance, InstanceStatus, Phase
+from agentic_sandbox.crds.meta import RUNTIME_FINALIZER, split_key, utcnow
+from agentic_sandbox.crds.spechash import HASH_SCHEMA_VERSION
+from agentic_sandbox.errors import (
+    Conflict,
+    InvalidRuntimeSpec,
+    NotFound,
+    RuntimeUnavailable,
+    SandboxError,
+)
+from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime
+from agentic_sandbox.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+STATUS_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the worker does next with the key: nothing, or reconcile again after a delay."""
+
+    requeue_after: float | None = None
+
+
+class InstanceLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Appends the instance key and the reconcile id to every message."""
+
+    def process(self, msg: object, kwargs: object) -> tuple[str, object]:
+        extra = self.extra or {}
+        return f"{msg} instance={extra['instance']} reconcile_id={extra['reconcile_id']}", kwargs
+
+
+class InstanceReconciler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        runtime: Runtime,
+        recorder: EventRecorder,
+        policy: HostPolicy,
+        node: str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._recorder = recorder
+        self._policy = policy
+        self._node = node
+        self._clock = clock
+        self._stalls = StallTracker()
+
+    async def reconcile(self, key: str) -> Result:
+        namespace, name = split_key(key)
+        log = InstanceLogger(logger, {"instance": key, "reconcile_id": uuid.uuid4().hex[:8]})
+        try:
+            found = await self._store.get("Instance", namespace, name)
+        except NotFound:
+            # Leftover sandboxes of a vanished record are the garbage collector's to judge.
+            log.debug("instance not found; nothing to reconcile")
+            self._stalls.clear(key)
+            return Result()
+        assert isinstance(found, Instance)
+        instance = found
+
+        if instance.spec.runtime != "docker":
+            error = InvalidRuntimeSpec(
+                f"spec.runtime of instance {key} is {instance.spec.runtime!r}; this controller "
+                "runs only 'docker' instances so far",
+                field="spec.runtime",
+            )
+            await self._write_status(instance, Outcome(sandbox=None, error=error), log)
+            return Result()
+        if instance.metadata.deletion_timestamp is not None:
+            return await self._finalize(instance, log)
+        if RUNTIME_FINALIZER not in instance.metadata.finalizers:
+            instance.metadata.finalizers.append(RUNTIME_FINALIZER)
+            updated = await self._store.update(instance)
+            assert isinstance(updated, Instance)
+            instance = updated
+        return await self._converge(instance, log)
+
+    async def _observe(self, instance: Instance) -> Observation:
+        sandboxes = await self._runtime.list_owned(
+            {LABEL_UID: str(instance.metadata.uid), LABEL_CONTROLLER: self._policy.controller_id}
+        )
+        hashes = desired_hashes(instance)
+        return Observation(
+            instance=instance,
+            sandboxes=sandboxes,
+            now=self._clock(),
+            desired_hash=hashes[str(HASH_SCHEMA_VERSION)],
+            hashes_by_schema=hashes,
+        )
+
+    async def _converge(self, instance: Instance, log: InstanceLogger) -> Result:
+        key = instance.key
+        wait = self._stalls.remaining(key, instance.metadata.generation, self._clock())
+        if wait is not None:
+            log.debug("instance is stalled; waiting before the next attempt")
+            return Result(requeue_after=wait)
+
+        try:
+            observation = await self._observe(instance)
+        except RuntimeUnavailable as error:
+            await self._write_status(instance, Outcome(sandbox=None, error=error), log)
+            raise
+        the_plan = plan(observation)
+        if the_plan.operations:
+            log.debug("plan:\n%s", the_plan.render())
+
+        executor = Executor(
+            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
+        )
+        try:
+            sandbox, restarted = await executor.run(instance, the_plan)
+        except SandboxError as error:
+            return await self._handle_error(instance, error, executor, log)
+
+        self._stalls.clear(key)
+        outcome = Outcome(
+            sandbox=sandbox,
+            restarted=restarted,
+            streak_reset=restarted and _ran_healthy(the_plan),
+            retry_at=the_plan.retry_at,
+        )
+        await self._write_status(instance, outcome, log)
+        if the_plan.retry_at is not None:
+            delay = (the_plan.retry_at - self._clock()).total_seconds()
+            return Result(requeue_after=max(0.0, delay))
+        return Result()
+
+    async def _handle_error(
+        self, instance: Instance, error: SandboxError, executor: Executor, log: InstanceLogger
+    ) -> Result:
+        outcome = Outcome(sandbox=executor.last_seen, error=error)
+        if error.retryable:
+            await self._write_status(instance, outcome, log)
+            raise error
+        delay = self._stalls.record(instance.key, instance.metadata.generation, self._clock())
+        if self._stalls.is_first(instance.key):
+            log.warning("instance stalled reason=%s error=%s", error.reason, error)
+            await self._recorder.record(
+                EventName.INSTANCE_STALLED,
+                instance=instance,
+                reason=error.reason,
+                message=str(error),
+                severity=EventSeverity.WARNING,
+            )
+        retry_at = self._clock() + timedelta(seconds=delay)
+        outcome = Outcome(sandbox=executor.last_seen, error=error, retry_at=retry_at)
+        await self._write_status(instance, outcome, log)
+        return Result(requeue_after=delay)
+
+    async def _finalize(self, instance: Instance, log: InstanceLogger) -> Result:
+        """Remove the instance's sandboxes, then release the finalizer so the record goes."""
+        if RUNTIME_FINALIZER not in instance.metadata.finalizers:
+            return Result()
+        observation = await self._observe(instance)
+        executor = Executor(
+            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
+        )
+        await executor.run(instance, plan(observation))
+
+        instance.metadata.finalizers.remove(RUNTIME_FINALIZER)
+        try:
+            await self._store.update(instance)
+        except NotFound:
+            return Result()
+        self._stalls.clear(instance.key)
+        log.info("instance deleted")
+        await self._recorder.record(
+            EventName.INSTANCE_DELETED,
+            instance=instance,
+            reason="Deleted",
+            message=f"instance {instance.key} and its sandboxes were removed",
+        )
+        return Result()
+
+    async def _write_status(self, instance: Instance, outcome: Outcome, log: InstanceLogger) -> None:
+        """Write the status computed from ``outcome``, retrying on resourceVersion conflicts."""
+        current = instance
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            status = build_status(current, outcome, node=self._node, now=self._clock())
+            if _same_status(current.status, status):
+                return
+            previous_phase = current.status.phase
+            current.status = status
+            try:
+                await self._store.update_status(current)
+            except Conflict:
+                fresh = await self._store.get("Instance", *split_key(instance.key))
+                assert isinstance(fresh, Instance)
+                if fresh.metadata.generation != instance.metadata.generation:
+                    return  # the spec changed; the watch has already queued a new reconcile
+                current = fresh
+                continue
+            except NotFound:
+                return
+            if status.phase != previous_phase:
+                log.info("phase changed from=%s to=%s", previous_phase, status.phase)
+                if status.phase == Phase.RUNNING:
+                    await self._recorder.record(
+                        EventName.INSTANCE_RUNNING,
+                        instance=current,
+                        reason="Running",
+                        message=f"instance {current.key} is running",
+                    )
+            return
+        log.warning("status not written after %d conflicts", STATUS_WRITE_ATTEMPTS)
+
+
+def _ran_healthy(the_plan: Plan) -> bool:
+    sandbox = the_plan.keep
+    if sandbox is None or sandbox.started_at is None or sandbox.finished_at is None:
+        return False
+    return sandbox.finished_at - sandbox.started_at >= HEALTHY_RESET
+
+
+def _same_status(old: InstanceStatus, new: InstanceStatus) -> bool:
+    return old.model_dump(mode="json") == new.model_dump(mode="json")

@@ -1,0 +1,129 @@
+"""Triggers: everything that puts instance keys into the queue.
+
+- The store watch enqueues an instance when its spec, metadata or deletion state changes. Status
+  writes, which the controller makes itself, are skipped so a reconcile does not trigger itself.
+- The runtime event stream enqueues the instance named by a sandbox's ownership label. When the
+  stream breaks, it reconnects with backoff and then enqueues every instance, because changes
+  made while it was down were not seen.
+- The periodic resync enqueues every instance. It is a safety net, not the mechanism.
+
+None of these act on an event's content; they only say which key to look at again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from agentic_sandbox.controller.backoff import ExponentialBackoff
+from agentic_sandbox.controller.metrics import ControllerMetrics
+from agentic_sandbox.controller.queue import WorkQueue
+from agentic_sandbox.errors import Expired, RuntimeUnavailable, SandboxError
+from agentic_sandbox.runtimes.base import LABEL_INSTANCE, Runtime
+from agentic_sandbox.store.base import Store, WatchEventType
+
+logger = logging.getLogger(__name__)
+
+KIND = "Instance"
+
+
+@dataclass(frozen=True)
+class _Seen:
+    generation: int | None
+    deleting: bool
+    finalizers: tuple[str, ...]
+
+
+async def enqueue_all(store: Store, queue: WorkQueue) -> int:
+    """Enqueue every instance; return the store's resourceVersion at the time of the listing."""
+    listing = await store.list(KIND)
+    for item in listing.items:
+        queue.add(item.key)
+    return listing.resource_version
+
+
+async def watch_instances(store: Store, queue: WorkQueue, metrics: ControllerMetrics) -> None:
+    """Follow the store's changes to instances for as long as the store is open."""
+    seen: dict[str, _Seen] = {}
+    while True:
+        listing = await store.list(KIND)
+        metrics.store_relists += 1
+        seen = {item.key: _seen(item) for item in listing.items}
+        for key in seen:
+            queue.add(key)
+        try:
+            async for event in store.watch(KIND, listing.resource_version):
+                key = event.object.key
+                if event.type == WatchEventType.DELETED:
+                    seen.pop(key, None)
+                    queue.add(key)
+                    continue
+                now = _seen(event.object)
+                if seen.get(key) != now:
+                    seen[key] = now
+                    queue.add(key)
+            return  # the store was closed
+        except Expired:
+            logger.warning("instance watch expired; relisting")
+
+
+def _seen(obj: object) -> _Seen:
+    metadata = obj.metadata  # type: ignore[attr-defined]
+    return _Seen(
+        generation=metadata.generation,
+        deleting=metadata.deletion_timestamp is not None,
+        finalizers=tuple(metadata.finalizers),
+    )
+
+
+async def pump_runtime_events(
+    runtime: Runtime,
+    store: Store,
+    queue: WorkQueue,
+    *,
+    labels: dict[str, str],
+    metrics: ControllerMetrics,
+    reconnect: ExponentialBackoff | None = None,
+) -> None:
+    """Turn runtime events into queue keys, reconnecting and relisting after every break."""
+    backoff = reconnect or ExponentialBackoff(base=0.5, cap=30.0)
+    failing = False
+    while True:
+        try:
+            stream = runtime.events(labels)
+            metrics.runtime_event_streams += 1
+            # Relist after (re)connecting: anything that changed while the stream was down is
+            # reconciled now.
+            await enqueue_all(store, queue)
+            if failing:
+                logger.info("runtime event stream reconnected runtime=%s", runtime.name)
+                failing = False
+            backoff.reset("events")
+            async for event in stream:
+                key = event.labels.get(LABEL_INSTANCE)
+                if key:
+                    queue.add(key)
+            raise RuntimeUnavailable("runtime event stream ended")
+        except RuntimeUnavailable as error:
+            delay = backoff.next_delay("events")
+            if not failing:
+                logger.warning(
+                    "runtime event stream broken; reconnecting runtime=%s retry_in=%.1fs error=%s",
+                    runtime.name,
+                    delay,
+                    error,
+                )
+                failing = True
+            await asyncio.sleep(delay)
+
+
+async def resync_periodically(store: Store, queue: WorkQueue, interval: float) -> None:
+    """Enqueue every instance every ``interval`` seconds, as a safety net for missed triggers."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await enqueue_all(store, queue)
+        except SandboxError as error:
+            # A failed resync is retried at the next tick.
+            logger.warning("periodic resync failed; will retry error=%s", error)
