@@ -82,7 +82,7 @@ class ManifestError(InvalidResource):
         if self.file is not None:
             location = self.file if self.line is None else f"{self.file}:{self.line}"
             location += ": "
-        return location + self.args[0]
+        return location + str(self.args[0])
 
 
 class StoreError(SandboxError):
@@ -146,8 +146,15 @@ class NameConflict(RuntimeFailure):
 
 
 class InvalidRuntimeSpec(RuntimeFailure):
+    """The spec cannot work on this host. ``field`` names the spec field at fault, when known."""
+
     retryable = False
     reason = "InvalidSpec"
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
 
 
 class RuntimeAPIError(RuntimeFailure):

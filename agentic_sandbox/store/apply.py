@@ -1,0 +1,134 @@
+"""Apply desired state to a store, the way every source (files, API, git) writes objects.
+
+``apply`` creates a missing object, or copies the caller-owned parts of the desired object
+(labels, annotations, spec) onto the stored one and writes only when something changed. The
+store keeps the rest: uid, resourceVersion, generation, timestamps, finalizers and status.
+Writes use the stored resourceVersion as a precondition, and a Conflict is retried from a
+fresh read a few times.
+
+The annotation ``crds.meta.SOURCE_ANNOTATION`` records which source wrote an object, so a
+source deletes and lists only its own objects.
+
+NOTE: apply replaces all annotations with the desired ones, so an annotation written by
+anything other than the applying source is dropped on the next change from that source.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+
+from agentic_sandbox.crds.meta import SOURCE_ANNOTATION, Resource
+from agentic_sandbox.errors import AlreadyExists, Conflict, NotFound
+from agentic_sandbox.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+# Write attempts before a Conflict is passed to the caller.
+APPLY_ATTEMPTS = 5
+
+
+class ApplyOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+async def apply(
+    store: Store, desired: Resource, *, source: str | None = None
+) -> tuple[Resource, ApplyOutcome]:
+    """Create ``desired`` or bring the stored object's labels, annotations and spec to it.
+
+    Returns the stored object and what happened. An object that is being deleted is updated
+    like any other and still goes away when its finalizers are removed.
+    Raises Conflict when other writers won every attempt.
+    """
+    if source is not None:
+        desired = _with_source(desired, source)
+    kind = desired.kind
+    namespace, name = desired.metadata.namespace, desired.metadata.name
+
+    conflict: Conflict | None = None
+    for _ in range(APPLY_ATTEMPTS):
+        try:
+            current = await store.get(kind, namespace, name)
+        except NotFound:
+            try:
+                return await store.create(desired), ApplyOutcome.CREATED
+            except AlreadyExists:
+                continue  # another writer created it first: merge onto theirs
+
+        merged = _merge(current, desired)
+        if _owned_parts(merged) == _owned_parts(current):
+            return current, ApplyOutcome.UNCHANGED
+        try:
+            return await store.update(merged), ApplyOutcome.UPDATED
+        except Conflict as error:
+            conflict = error
+        except NotFound:
+            continue  # deleted since the read: create it again
+
+    logger.warning(
+        "apply failed after repeated conflicts",
+        extra={"instance": desired.key, "kind": kind, "attempts": APPLY_ATTEMPTS},
+    )
+    if conflict is None:
+        conflict = Conflict(f"{kind} {desired.key} kept changing while it was applied")
+    raise conflict
+
+
+async def delete_if_owned(store: Store, kind: str, namespace: str, name: str, source: str) -> bool:
+    """Delete the object when its source annotation is ``source``.
+
+    Returns True when the object was deleted or marked for deletion, False when it is missing
+    or belongs to another source. The delete is conditional on the resourceVersion that was
+    checked, so an object taken over by another source in between is left alone.
+    """
+    for _ in range(APPLY_ATTEMPTS):
+        try:
+            current = await store.get(kind, namespace, name)
+        except NotFound:
+            return False
+        if current.metadata.annotations.get(SOURCE_ANNOTATION) != source:
+            return False
+        try:
+            await store.delete(
+                kind, namespace, name, resource_version=current.metadata.resource_version
+            )
+        except NotFound:
+            return False
+        except Conflict:
+            continue
+        return True
+    raise Conflict(f"{kind} {namespace}/{name} kept changing while it was deleted")
+
+
+async def list_by_source(store: Store, kind: str, source: str) -> list[Resource]:
+    """List the objects of ``kind`` in every namespace whose source annotation is ``source``."""
+    listing = await store.list(kind)
+    return [
+        item for item in listing.items if item.metadata.annotations.get(SOURCE_ANNOTATION) == source
+    ]
+
+
+def _with_source(desired: Resource, source: str) -> Resource:
+    annotations = {**desired.metadata.annotations, SOURCE_ANNOTATION: source}
+    metadata = desired.metadata.model_copy(update={"annotations": annotations})
+    return desired.model_copy(update={"metadata": metadata})
+
+
+def _merge(current: Resource, desired: Resource) -> Resource:
+    """Copy labels, annotations and spec of ``desired`` onto ``current``; keep the rest."""
+    metadata = current.metadata.model_copy(
+        update={
+            "labels": dict(desired.metadata.labels),
+            "annotations": dict(desired.metadata.annotations),
+        }
+    )
+    return current.model_copy(update={"metadata": metadata, "spec": desired.spec})
+
+
+def _owned_parts(obj: Resource) -> tuple[object, object, object]:
+    wire = obj.to_wire()
+    metadata = wire["metadata"]
+    return metadata.get("labels", {}), metadata.get("annotations", {}), wire.get("spec")
