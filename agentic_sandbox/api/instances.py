@@ -1,0 +1,188 @@
+"""Instance routes: list, create, get, apply (PUT) and delete.
+
+Responses carry the wire form of ``Resource.to_wire()``. Writes validate the body with the same
+validator the manifest loaders use, so a field error reads the same from a file and from the API.
+PUT is an idempotent apply through ``store.apply``: 201 when it created the object, 200 otherwise,
+and the ``Apply-Outcome`` header says ``created``, ``updated`` or ``unchanged``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agentic_sandbox.api.bodies import read_json_object
+from agentic_sandbox.api.params import (
+    bad_parameter,
+    query_label_selector,
+    query_namespace,
+    query_namespace_filter,
+)
+from agentic_sandbox.api.problems import ApiProblem
+from agentic_sandbox.api.routing import method_route
+from agentic_sandbox.crds.instance import Instance, Phase
+from agentic_sandbox.crds.meta import API_VERSION, SOURCE_ANNOTATION, Resource
+from agentic_sandbox.crds.validation import validate_resource
+from agentic_sandbox.errors import FieldError
+from agentic_sandbox.store.apply import ApplyOutcome, apply
+from agentic_sandbox.store.base import Store
+
+KIND = Instance.KIND
+LIST_KIND = f"{KIND}List"
+COLLECTION_PATH = "/api/v1/instances"
+# The source recorded on objects written through this API.
+API_SOURCE = "api"
+APPLY_OUTCOME_HEADER = "Apply-Outcome"
+
+
+def _object_path(resource: Resource) -> str:
+    return f"{COLLECTION_PATH}/{resource.metadata.name}?namespace={resource.metadata.namespace}"
+
+
+def _query_phase(request: Request) -> Phase | None:
+    raw = request.query_params.get("phase")
+    if not raw:
+        return None
+    try:
+        return Phase(raw)
+    except ValueError:
+        accepted = ", ".join(phase.value for phase in Phase)
+        raise bad_parameter("phase", raw, f"expected one of: {accepted}") from None
+
+
+def _with_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """Fill ``metadata.namespace`` from the URL when the body leaves it out, as kubectl does."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and "namespace" not in metadata:
+        return {**body, "metadata": {**metadata, "namespace": namespace}}
+    return body
+
+
+def _validate_instance(body: dict[str, Any]) -> Resource:
+    resource = validate_resource(body)
+    if resource.kind != KIND:
+        raise ApiProblem(
+            422,
+            f"kind is {resource.kind!r} but this route serves {KIND!r}",
+            kind="Invalid",
+            errors=[FieldError(path="kind", message=f"expected {KIND!r}", value=resource.kind)],
+        )
+    return resource
+
+
+def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None:
+    errors = []
+    if resource.metadata.name != name:
+        errors.append(
+            FieldError(
+                path="metadata.name",
+                message=f"is {resource.metadata.name!r} but the URL names {name!r}",
+                value=resource.metadata.name,
+            )
+        )
+    if resource.metadata.namespace != namespace:
+        errors.append(
+            FieldError(
+                path="metadata.namespace",
+                message=f"is {resource.metadata.namespace!r} but the URL names {namespace!r}",
+                value=resource.metadata.namespace,
+            )
+        )
+    if errors:
+        raise ApiProblem(
+            422,
+            f"the body describes {resource.key} but the URL names {namespace}/{name}; "
+            "make metadata.name and metadata.namespace match the URL",
+            kind="Invalid",
+            errors=errors,
+        )
+
+
+class InstanceRoutes:
+    """Handlers of the ``/api/v1/instances`` routes over one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def routes(self) -> list[Route]:
+        item_path = f"{COLLECTION_PATH}/{{name}}"
+        return [
+            method_route(
+                COLLECTION_PATH, {"GET": self.list_instances, "POST": self.create_instance}
+            ),
+            method_route(
+                item_path,
+                {
+                    "GET": self.get_instance,
+                    "PUT": self.apply_instance,
+                    "DELETE": self.delete_instance,
+                },
+            ),
+        ]
+
+    async def list_instances(self, request: Request) -> JSONResponse:
+        namespace = query_namespace_filter(request)
+        labels = query_label_selector(request)
+        phase = _query_phase(request)
+
+        result = await self._store.list(KIND, namespace=namespace, labels=labels)
+        items = result.items
+        if phase is not None:
+            items = [
+                item for item in items if isinstance(item, Instance) and item.status.phase == phase
+            ]
+        return JSONResponse(
+            {
+                "apiVersion": API_VERSION,
+                "kind": LIST_KIND,
+                "metadata": {"resourceVersion": str(result.resource_version)},
+                "items": [item.to_wire() for item in items],
+            }
+        )
+
+    async def create_instance(self, request: Request) -> JSONResponse:
+        namespace = query_namespace(request)
+        body = _with_namespace(await read_json_object(request), namespace)
+        resource = _validate_instance(body)
+        resource.metadata.annotations[SOURCE_ANNOTATION] = API_SOURCE
+
+        created = await self._store.create(resource)
+        return JSONResponse(
+            created.to_wire(), status_code=201, headers={"Location": _object_path(created)}
+        )
+
+    async def get_instance(self, request: Request) -> JSONResponse:
+        namespace = query_namespace(request)
+        resource = await self._store.get(KIND, namespace, request.path_params["name"])
+        return JSONResponse(resource.to_wire())
+
+    async def apply_instance(self, request: Request) -> JSONResponse:
+        name = request.path_params["name"]
+        namespace = query_namespace(request)
+        body = _with_namespace(await read_json_object(request), namespace)
+        resource = _validate_instance(body)
+        _check_url_matches(resource, name=name, namespace=namespace)
+
+        applied, outcome = await apply(self._store, resource, source=API_SOURCE)
+        status = 201 if outcome is ApplyOutcome.CREATED else 200
+        return JSONResponse(
+            applied.to_wire(),
+            status_code=status,
+            headers={APPLY_OUTCOME_HEADER: outcome.value, "Location": _object_path(applied)},
+        )
+
+    async def delete_instance(self, request: Request) -> JSONResponse:
+        """Delete an instance and return the object as it was last stored.
+
+        While finalizers remain, the store keeps the object with deletionTimestamp set, and the
+        response shows that. Once the record is gone, the response is the object read just
+        before the delete.
+        """
+        namespace = query_namespace(request)
+        name = request.path_params["name"]
+        existing = await self._store.get(KIND, namespace, name)
+        marked = await self._store.delete(KIND, namespace, name)
+        return JSONResponse((marked or existing).to_wire())

@@ -1,0 +1,177 @@
+"""A synchronous client of the HTTP API, and the errors the CLI prints.
+
+Problem documents from the server become ``ApiError`` with the server's detail and field errors;
+transport failures become ``CliError`` naming the server URL. The token is sent as a bearer and
+never appears in an error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+INSTANCES_PATH = "/api/v1/instances"
+EVENTS_PATH = "/api/v1/events"
+APPLY_OUTCOME_HEADER = "Apply-Outcome"
+# Seconds to wait for the server to accept a connection and respond to one request.
+REQUEST_TIMEOUT = 30.0
+
+
+class CliError(Exception):
+    """An error printed as ``error: <message>`` followed by indented ``details``."""
+
+    def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+
+class ApiError(CliError):
+    """The server responded with an error status. ``problem`` is its problem document."""
+
+    def __init__(self, status: int, problem: dict[str, Any], *, details: Sequence[str]) -> None:
+        super().__init__(str(problem.get("detail") or f"HTTP {status}"), details=details)
+        self.status = status
+        self.problem = problem
+
+
+def _field_error_lines(problem: dict[str, Any]) -> list[str]:
+    lines = []
+    for error in problem.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        field = error.get("field") or ""
+        line = error.get("line")
+        where = f"line {line}: " if line is not None else ""
+        lines.append(f"{where}{field + ': ' if field else ''}{error.get('message', '')}")
+    return lines
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    text = response.text.strip()[:200] or response.reason_phrase
+    return {"detail": f"HTTP {response.status_code}: {text}"}
+
+
+class ApiClient:
+    """Calls the API at ``server``; every method returns decoded JSON or raises CliError."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None,
+        *,
+        token_hint: str = "",
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self._token_hint = token_hint
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.server, headers=headers, timeout=REQUEST_TIMEOUT, transport=transport
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def list_instances(
+        self, *, namespace: str | None, selector: str | None = None, phase: str | None = None
+    ) -> dict[str, Any]:
+        params = {"namespace": namespace, "labelSelector": selector, "phase": phase}
+        return self._json("GET", INSTANCES_PATH, params=params)
+
+    def get_instance(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json("GET", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
+
+    def apply_instance(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """PUT a full manifest; returns the stored object and created, updated or unchanged."""
+        metadata = manifest["metadata"]
+        path = f"{INSTANCES_PATH}/{metadata['name']}"
+        params = {"namespace": metadata.get("namespace", "default")}
+        response = self._send("PUT", path, params=params, json=manifest)
+        outcome = response.headers.get(APPLY_OUTCOME_HEADER, "")
+        if not outcome:
+            outcome = "created" if response.status_code == 201 else "updated"
+        return response.json(), outcome
+
+    def delete_instance(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json("DELETE", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
+
+    def list_events(
+        self, *, instance: str | None = None, since: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        params = {"instance": instance, "since": since, "limit": limit}
+        return self._json("GET", EVENTS_PATH, params=params)
+
+    def _json(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        data = self._send(method, path, params=params).json()
+        if not isinstance(data, dict):
+            raise CliError(
+                f"the server at {self.server} returned a response that is not a JSON object"
+            )
+        return data
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        try:
+            response = self._http.request(method, path, params=query, json=json)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        if response.is_success:
+            return response
+
+        problem = _problem(response)
+        details = _field_error_lines(problem)
+        if response.status_code == 401 and self._token_hint:
+            details.append(self._token_hint)
+        raise ApiError(response.status_code, problem, details=details)
+
+    def _transport_error(self, exc: httpx.TransportError) -> CliError:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return CliError(
+                f"cannot connect to the server at {self.server}: {exc}",
+                details=[
+                    "is the controller running? Start it with 'sandboxctl serve', or point "
+                    "--server (or SANDBOXCTL_SERVER) at a running one"
+                ],
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return CliError(
+                f"the server at {self.server} did not respond within {REQUEST_TIMEOUT:g} seconds"
+            )
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return CliError(
+                f"server URL {self.server!r} is invalid: {exc}",
+                details=["use a URL such as http://127.0.0.1:8122"],
+            )
+        return CliError(f"request to the server at {self.server} failed: {exc}")

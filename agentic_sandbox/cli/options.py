@@ -1,0 +1,303 @@
+"""The ``sandboxctl`` command line: subcommands, options and their help text.
+
+Every option that has an environment variable names it in its help, with its default and unit.
+Options default to None here, so that ``serve`` can tell a given option from an absent one and
+overlay only what was given on the settings read from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from agentic_sandbox.controller.config import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_STATE_DIR,
+    Settings,
+)
+
+PROGRAM = "sandboxctl"
+ENV_SERVER = "SANDBOXCTL_SERVER"
+ENV_TOKEN = "SANDBOXCTL_TOKEN"
+ENV_STATE_DIR = "AGENTIC_SANDBOX_STATE_DIR"
+DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
+
+INSTANCE_WORDS = ("instances", "instance", "inst")
+EVENT_WORDS = ("events", "event", "ev")
+OUTPUT_FORMATS = ("wide", "yaml", "json", "name")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_DEFAULTS = Settings()
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below the minimum of 1")
+    return value
+
+
+def _add_serve_listen_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="directory of the database, the API token and the controller id "
+        f"(env {ENV_STATE_DIR}; default {DEFAULT_STATE_DIR})",
+    )
+    group.add_argument(
+        "--manifests",
+        metavar="DIR",
+        help="watch DIR recursively and apply its *.yaml, *.yml and *.json manifests "
+        "(env AGENTIC_SANDBOX_MANIFESTS; default: no directory watched)",
+    )
+    group.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help=f"address the HTTP API listens on (env AGENTIC_SANDBOX_HOST; "
+        f"default {_DEFAULTS.host})",
+    )
+    group.add_argument(
+        "--port",
+        metavar="PORT",
+        type=_port,
+        help=f"TCP port of the HTTP API (env AGENTIC_SANDBOX_PORT; default {DEFAULT_HTTP_PORT})",
+    )
+    group.add_argument(
+        "--grpc-port",
+        metavar="PORT",
+        type=_port,
+        help="TCP port of the agent gRPC server "
+        f"(env AGENTIC_SANDBOX_GRPC_PORT; default {DEFAULT_GRPC_PORT})",
+    )
+
+
+def _add_serve_controller_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="Docker Engine address, such as unix:///var/run/docker.sock or "
+        "tcp://127.0.0.1:2375 (env DOCKER_HOST; default: the Docker client's default, "
+        "unix:///var/run/docker.sock)",
+    )
+    group.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help=f"minimum log level printed: {', '.join(LOG_LEVELS)} "
+        f"(env AGENTIC_SANDBOX_LOG_LEVEL; default {_DEFAULTS.log_level})",
+    )
+    group.add_argument(
+        "--controller-id",
+        metavar="ID",
+        help="id written on every container this controller creates, so it removes only its "
+        "own (env AGENTIC_SANDBOX_CONTROLLER_ID; default: generated on first start and kept "
+        "in DIR/controller-id)",
+    )
+    group.add_argument(
+        "--allowed-mount-root",
+        metavar="PATH",
+        action="append",
+        dest="allowed_mount_roots",
+        help="host directory that spec.mounts may bind from; repeat for several "
+        "(env AGENTIC_SANDBOX_ALLOWED_MOUNT_ROOTS, colon-separated; default: DIR/workspaces "
+        "and /srv/agentshare)",
+    )
+    group.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive_int,
+        help=f"instances reconciled at once (env AGENTIC_SANDBOX_WORKERS; "
+        f"default {_DEFAULTS.workers})",
+    )
+
+
+def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the controller, the HTTP API and the manifest directory watcher",
+        description=(
+            "Run the controller, the HTTP API and, with --manifests, the directory watcher.\n"
+            "Every option can also be set by the environment variable named in its help.\n"
+            "An option given on the command line wins over the environment."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_serve_listen_options(serve.add_argument_group("state and listening options"))
+    _add_serve_controller_options(serve.add_argument_group("controller options"))
+    serve.set_defaults(command="serve")
+
+
+def _client_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("server options")
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        help=f"URL of the sandboxctl API (env {ENV_SERVER}; default {DEFAULT_SERVER})",
+    )
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="API bearer token (env "
+        f"{ENV_TOKEN}; default: read from DIR/api-token). Prefer the variable: a token on the "
+        "command line is visible to other users in the process list",
+    )
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="state directory of a local "
+        f"controller, read for its api-token file (env {ENV_STATE_DIR}; default "
+        f"{DEFAULT_STATE_DIR})",
+    )
+    return parent
+
+
+def _add_namespace(parser: argparse.ArgumentParser, *, all_namespaces: bool) -> None:
+    scope = parser.add_mutually_exclusive_group() if all_namespaces else parser
+    scope.add_argument("-n", "--namespace", metavar="NS", help="namespace (default: default)")
+    if all_namespaces:
+        scope.add_argument(
+            "-A", "--all-namespaces", action="store_true", help="list instances of every namespace"
+        )
+
+
+def _add_get(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    get = subparsers.add_parser(
+        "get",
+        parents=[parent],
+        help="list instances or events",
+        description="List instances, or show one, as a table or as YAML or JSON; or list events.",
+        epilog="examples:\n  sandboxctl get instances -A -o wide\n"
+        "  sandboxctl get inst web -o yaml\n  sandboxctl get events --instance web",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    get.add_argument(
+        "resource",
+        choices=INSTANCE_WORDS + EVENT_WORDS,
+        metavar="RESOURCE",
+        help="instances (or instance, inst) or events",
+    )
+    get.add_argument("name", nargs="?", metavar="NAME", help="show only this instance")
+    _add_namespace(get, all_namespaces=True)
+    get.add_argument(
+        "-l", "--selector", metavar="SELECTOR", help="label selector such as app=web,tier=agents"
+    )
+    get.add_argument("--phase", metavar="PHASE", help="list only instances in this phase")
+    get.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        metavar="FORMAT",
+        help=f"output format: {', '.join(OUTPUT_FORMATS)} (default: a table)",
+    )
+    get.add_argument("--instance", metavar="NAME", help="events: only those of this instance")
+    get.add_argument("--since", metavar="ID", type=int, help="events: only those after this id")
+    get.add_argument(
+        "--limit",
+        metavar="N",
+        type=_positive_int,
+        help="events: at most N; without --since, the newest N (default 100)",
+    )
+    get.set_defaults(command="get")
+
+
+def _add_describe(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    describe = subparsers.add_parser(
+        "describe",
+        parents=[parent],
+        help="show an instance in detail, with its events",
+        description="Show an instance's metadata, spec, status, conditions and recent events.",
+    )
+    describe.add_argument(
+        "resource", choices=INSTANCE_WORDS, metavar="RESOURCE", help="instance (or instances, inst)"
+    )
+    describe.add_argument("name", metavar="NAME")
+    _add_namespace(describe, all_namespaces=False)
+    describe.set_defaults(command="describe")
+
+
+def _add_apply(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    apply = subparsers.add_parser(
+        "apply",
+        parents=[parent],
+        help="create or update instances from manifests",
+        description="Validate manifests locally, then create or update each object on the "
+        "server. Nothing is sent when any manifest is invalid.",
+    )
+    apply.add_argument(
+        "-f",
+        "--filename",
+        metavar="PATH",
+        action="append",
+        required=True,
+        help="manifest file, directory (searched recursively for *.yaml, *.yml "
+        "and *.json) or - for standard input; repeat for several",
+    )
+    apply.set_defaults(command="apply")
+
+
+def _add_delete(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    delete = subparsers.add_parser(
+        "delete",
+        parents=[parent],
+        help="delete instances by name or by manifest",
+        description="Delete instances named on the command line, or those that manifests "
+        "describe. The controller removes each container before the record goes.",
+        epilog="examples:\n  sandboxctl delete instance web api\n  sandboxctl delete -f manifests/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    delete.add_argument(
+        "resource",
+        nargs="?",
+        choices=INSTANCE_WORDS,
+        metavar="RESOURCE",
+        help="instance (or instances, inst)",
+    )
+    delete.add_argument("names", nargs="*", metavar="NAME")
+    delete.add_argument(
+        "-f",
+        "--filename",
+        metavar="PATH",
+        action="append",
+        help="delete the objects of this manifest file or directory",
+    )
+    _add_namespace(delete, all_namespaces=False)
+    delete.set_defaults(command="delete")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Run and manage agentic-sandbox: agent sandboxes declared as Instance "
+        "resources and converged to Docker containers.",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    parent = _client_options()
+    _add_serve(subparsers)
+    _add_apply(subparsers, parent)
+    _add_get(subparsers, parent)
+    _add_describe(subparsers, parent)
+    _add_delete(subparsers, parent)
+    return parser
