@@ -6,9 +6,9 @@ import posixpath
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agentic_sandbox.crds.meta import Condition, Model, Resource
 from agentic_sandbox.crds.quantity import parse_cpus, parse_memory
@@ -70,8 +70,13 @@ class Mount(Model):
     @model_validator(mode="before")
     @classmethod
     def _parse_short_form(cls, value: Any) -> Any:
-        if not isinstance(value, str):
+        if isinstance(value, dict):
             return value
+        if not isinstance(value, str):
+            raise ValueError(
+                f"mount {value!r} is neither a mapping with hostPath and path nor a string "
+                "'HOST_PATH:CONTAINER_PATH[:ro]'"
+            )
         parts = value.split(":")
         if len(parts) == 3 and parts[2] in ("ro", "rw"):
             return {"hostPath": parts[0], "path": parts[1], "readOnly": parts[2] == "ro"}
@@ -127,6 +132,29 @@ class Resources(Model):
         return parse_memory(self.memory)
 
 
+def _check_env_name(name: str) -> str:
+    if not ENV_NAME.match(name):
+        raise ValueError(
+            f"env name {name!r} is invalid; use letters, digits and '_', not starting with a digit"
+        )
+    if name in RESERVED_ENV:
+        raise ValueError(f"env name {name!r} is set by the controller; remove it")
+    return name
+
+
+def _check_env_value(value: str) -> str:
+    # The runtime passes env as NAME=VALUE C strings, which cannot hold a NUL character.
+    if "\x00" in value:
+        raise ValueError(
+            "env value contains a NUL character, which a process environment cannot hold"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+EnvValue = Annotated[str, AfterValidator(_check_env_value)]
+
+
 class InstanceSpec(Model):
     """Desired state of one sandbox."""
 
@@ -134,7 +162,7 @@ class InstanceSpec(Model):
     image: str | None = None
     loadout: str | None = None
     command: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     mounts: list[Mount] = Field(default_factory=list)
     network: str = "bridge"
     resources: Resources = Field(default_factory=Resources)
@@ -146,7 +174,9 @@ class InstanceSpec(Model):
     @classmethod
     def _check_image(cls, value: str | None) -> str | None:
         if value is not None and (not value or any(c.isspace() for c in value)):
-            raise ValueError(f"image {value!r} is not an image reference such as 'agentic/demo:dev'")
+            raise ValueError(
+                f"image {value!r} is not an image reference such as 'agentic/demo:dev'"
+            )
         return value
 
     @field_validator("command", mode="before")
@@ -157,19 +187,6 @@ class InstanceSpec(Model):
                 f"command {value!r} is a string; write it as a list, for example "
                 f"['sh', '-c', {value!r}]"
             )
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not ENV_NAME.match(name):
-                raise ValueError(
-                    f"env name {name!r} is invalid; use letters, digits and '_', "
-                    "not starting with a digit"
-                )
-            if name in RESERVED_ENV:
-                raise ValueError(f"env name {name!r} is set by the controller; remove it")
         return value
 
     @field_validator("network")
@@ -228,6 +245,8 @@ class InstanceStatus(Model):
     ip: str | None = None
     started_at: datetime | None = None
     restart_count: int = 0
+    # Restarts since the sandbox last ran for a healthy stretch; drives crash-loop backoff.
+    consecutive_restarts: int = 0
     last_exit: LastExit | None = None
     agent: AgentInfo | None = None
     spec_hash: str | None = None

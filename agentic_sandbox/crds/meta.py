@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "sandbox.agentic.dev"
@@ -20,7 +20,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL_MAX = 63
 
-# Label keys follow Kubernetes: an optional DNS-subdomain prefix and a name of at most 63 characters.
+# Label keys follow Kubernetes: an optional DNS-subdomain prefix, then a name of at most 63
+# characters.
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -51,8 +52,7 @@ class Model(BaseModel):
 def check_dns1123_label(value: str, what: str = "name") -> str:
     if len(value) > DNS1123_LABEL_MAX:
         raise ValueError(
-            f"{what} {value!r} is {len(value)} characters long; "
-            f"the maximum is {DNS1123_LABEL_MAX}"
+            f"{what} {value!r} is {len(value)} characters long; the maximum is {DNS1123_LABEL_MAX}"
         )
     if not DNS1123_LABEL.match(value):
         raise ValueError(
@@ -62,15 +62,34 @@ def check_dns1123_label(value: str, what: str = "name") -> str:
     return value
 
 
-def check_label_key(key: str) -> None:
+def check_label_key(key: str, field_name: str = "label") -> str:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
-        raise ValueError(f"label key {key!r} has an invalid prefix; use a DNS subdomain")
+        raise ValueError(f"{field_name} key {key!r} has an invalid prefix; use a DNS subdomain")
     if not name or len(name) > 63 or not _LABEL_NAME.match(name):
         raise ValueError(
-            f"label key {key!r} is invalid; use at most 63 letters, digits, '-', '_' or '.', "
+            f"{field_name} key {key!r} is invalid; use at most 63 letters, digits, '-', '_' "
+            "or '.', starting and ending with a letter or digit, after an optional 'prefix/'"
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise ValueError(
+            f"label value {value!r} is invalid; use at most 63 letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
         )
+    return value
+
+
+def _check_annotation_key(key: str) -> str:
+    return check_label_key(key, "annotation")
+
+
+LabelKey = Annotated[str, AfterValidator(check_label_key)]
+LabelValue = Annotated[str, AfterValidator(check_label_value)]
+AnnotationKey = Annotated[str, AfterValidator(_check_annotation_key)]
 
 
 class ObjectMeta(Model):
@@ -78,8 +97,8 @@ class ObjectMeta(Model):
 
     name: str
     namespace: str = "default"
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    annotations: dict[AnnotationKey, str] = Field(default_factory=dict)
     uid: str | None = None
     resource_version: str | None = None
     generation: int | None = None
@@ -96,18 +115,6 @@ class ObjectMeta(Model):
     @classmethod
     def _check_namespace(cls, value: str) -> str:
         return check_dns1123_label(value, "namespace")
-
-    @field_validator("labels")
-    @classmethod
-    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, label_value in value.items():
-            check_label_key(key)
-            if len(label_value) > 63 or not _LABEL_VALUE.match(label_value):
-                raise ValueError(
-                    f"label {key}={label_value!r} has an invalid value; use at most 63 letters, "
-                    "digits, '-', '_' or '.', starting and ending with a letter or digit"
-                )
-        return value
 
 
 class ConditionStatus:
