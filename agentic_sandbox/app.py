@@ -96,7 +96,7 @@ async def _serve(settings: Settings) -> None:
         controller_id=controller_id,
         mount_roots=settings.mount_roots,
         workspace_root=settings.workspace_root,
-        management_server=settings.management_server,
+        management_server=settings.agent_server_address,
         allow_docker_socket=settings.allow_docker_socket,
     )
     controller = Controller(

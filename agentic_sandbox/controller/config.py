@@ -65,7 +65,12 @@ class Settings:
     docker_monitor_enabled: bool = True
     docker_poll_interval: float = 30.0
     docker_orphaned_age: float = 3600.0
-    management_server: str = "host.docker.internal:8120"
+    # Address sandboxes dial for the agent gRPC server; None means host.docker.internal:grpc_port.
+    management_server: str | None = None
+
+    @property
+    def agent_server_address(self) -> str:
+        return self.management_server or f"host.docker.internal:{self.grpc_port}"
 
     @property
     def database_path(self) -> Path:
@@ -111,7 +116,5 @@ class Settings:
         settings.docker_monitor_enabled = _env_bool(env, "DOCKER_MONITOR_ENABLED", True)
         settings.docker_poll_interval = _env_number(env, "DOCKER_POLL_INTERVAL_SECS", 30.0, 1)
         settings.docker_orphaned_age = _env_number(env, "DOCKER_ORPHANED_AGE_SECS", 3600.0, 0)
-        settings.management_server = (
-            env.get("AGENTIC_CONTAINER_GRPC_SERVER") or settings.management_server
-        )
+        settings.management_server = env.get("AGENTIC_CONTAINER_GRPC_SERVER") or None
         return settings
