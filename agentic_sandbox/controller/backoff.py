@@ -60,7 +60,7 @@ class ExponentialBackoff:
         """Count one more failure for ``key`` and return how long to wait before retrying it."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        nominal = min(self.cap, self.base * (2 ** min(failures, 62)))
+        nominal = min(self.cap, self.base * 2.0 ** min(failures, 62))
         spread = 1.0 + self.jitter * (2.0 * self._rng() - 1.0)
         return min(self.cap, nominal * spread)
 

@@ -101,7 +101,9 @@ class Settings:
             settings.manifests_dir = Path(env["AGENTIC_SANDBOX_MANIFESTS"])
         settings.host = env.get("AGENTIC_SANDBOX_HOST") or settings.host
         settings.port = int(_env_number(env, "AGENTIC_SANDBOX_PORT", settings.port, 0))
-        settings.grpc_port = int(_env_number(env, "AGENTIC_SANDBOX_GRPC_PORT", settings.grpc_port, 0))
+        settings.grpc_port = int(
+            _env_number(env, "AGENTIC_SANDBOX_GRPC_PORT", settings.grpc_port, 0)
+        )
         settings.docker_host = env.get("DOCKER_HOST") or None
         settings.log_level = env.get("AGENTIC_SANDBOX_LOG_LEVEL") or settings.log_level
         settings.controller_id = env.get("AGENTIC_SANDBOX_CONTROLLER_ID") or None

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from agentic_sandbox.controller.desired import HostPolicy, build_sandbox_spec
-from agentic_sandbox.controller.plan import OpKind, Operation, Plan
+from agentic_sandbox.controller.plan import Operation, OpKind, Plan
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.event import EventName
 from agentic_sandbox.crds.instance import Instance
@@ -54,7 +54,9 @@ class Executor:
             spec = build_sandbox_spec(instance, self._policy)
             created = await self._runtime.create(spec)
             self.last_seen = created
-            self._log.info("container created container_id=%s cause=%r", created.id[:12], operation.cause)
+            self._log.info(
+                "container created container_id=%s cause=%r", created.id[:12], operation.cause
+            )
             await self._event(EventName.CONTAINER_CREATED, instance, created.id, operation.cause)
             return created
 
@@ -63,13 +65,17 @@ class Executor:
             raise AssertionError(f"operation {operation.render()} has no sandbox to act on")
         if kind == OpKind.START:
             await self._runtime.start(target)
-            self._log.info("container started container_id=%s cause=%r", target[:12], operation.cause)
+            self._log.info(
+                "container started container_id=%s cause=%r", target[:12], operation.cause
+            )
             await self._event(EventName.CONTAINER_STARTED, instance, target, operation.cause)
             return current
         if kind == OpKind.STOP:
             timeout = instance.spec.termination_grace_period_seconds
             await self._runtime.stop(target, timeout)
-            self._log.info("container stopped container_id=%s cause=%r", target[:12], operation.cause)
+            self._log.info(
+                "container stopped container_id=%s cause=%r", target[:12], operation.cause
+            )
             await self._event(EventName.CONTAINER_STOPPED, instance, target, operation.cause)
             return current
         await self._runtime.remove(target)
@@ -80,7 +86,9 @@ class Executor:
             return None
         return current
 
-    async def _event(self, name: EventName, instance: Instance, sandbox_id: str, cause: str) -> None:
+    async def _event(
+        self, name: EventName, instance: Instance, sandbox_id: str, cause: str
+    ) -> None:
         await self._recorder.record(
             name,
             instance=instance,

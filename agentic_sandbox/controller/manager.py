@@ -88,12 +88,14 @@ class Controller:
             ]
             group.create_task(self._workers.run())
 
-    async def stop(self, timeout: float = 10.0) -> bool:
-        """Stop taking new work and wait up to ``timeout`` seconds for running reconciles."""
+    async def stop(self, grace_seconds: float = 10.0) -> bool:
+        """Stop taking new work and wait up to ``grace_seconds`` for running reconciles."""
         for task in self._triggers:
             task.cancel()
         self.queue.shut_down()
-        drained = await self.queue.drain(timeout)
+        drained = await self.queue.drain(grace_seconds)
         if not drained:
-            logger.warning("shutdown timed out with reconciles still running timeout=%.1fs", timeout)
+            logger.warning(
+                "shutdown timed out with reconciles still running grace=%.1fs", grace_seconds
+            )
         return drained

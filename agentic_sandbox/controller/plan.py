@@ -98,7 +98,7 @@ def crash_backoff(instance: Instance, consecutive: int) -> timedelta:
     """Delay before restart number ``consecutive + 1`` of a crash streak, with stable jitter."""
     if consecutive <= 0:
         return timedelta(0)
-    nominal = min(CRASH_BACKOFF_CAP, CRASH_BACKOFF_BASE * (2 ** min(consecutive - 1, 20)))
+    nominal = min(CRASH_BACKOFF_CAP, CRASH_BACKOFF_BASE * 2.0 ** min(consecutive - 1, 20))
     # Jitter comes from the uid and the streak so that planning stays a pure function.
     seed = f"{instance.metadata.uid}:{consecutive}".encode()
     fraction = int.from_bytes(hashlib.sha256(seed).digest()[:4], "big") / 2**32
@@ -125,7 +125,8 @@ def plan(observation: Observation) -> Plan:
 
     current, extras = pick_current(observation.sandboxes)
     operations = [
-        Operation(OpKind.REMOVE, "duplicate sandbox for this instance", extra.id) for extra in extras
+        Operation(OpKind.REMOVE, "duplicate sandbox for this instance", extra.id)
+        for extra in extras
     ]
 
     if current is not None and not sandbox_matches(current, observation.hashes_by_schema):

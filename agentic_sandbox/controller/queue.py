@@ -148,10 +148,10 @@ class WorkQueue:
             self._timer = None
         self._changed.set()
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait until no key is being processed. Returns False when ``timeout`` ran out first."""
+    async def drain(self, grace_seconds: float) -> bool:
+        """Wait until no key is being processed; False when ``grace_seconds`` ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
         except TimeoutError:
             return False
         return True

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agentic_sandbox.controller.desired import HostPolicy, desired_hashes
 from agentic_sandbox.controller.executor import Executor
-from agentic_sandbox.controller.plan import HEALTHY_RESET, Observation, Plan, plan
+from agentic_sandbox.controller.plan import (
+    HEALTHY_RESET,
+    Observation,
+    Plan,
+    pick_current,
+    plan,
+    sandbox_matches,
+)
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.controller.stalls import StallTracker
 from agentic_sandbox.controller.status import Outcome, build_status
@@ -48,7 +56,9 @@ class Result:
 class InstanceLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Appends the instance key and the reconcile id to every message."""
 
-    def process(self, msg: object, kwargs: object) -> tuple[str, object]:
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
         extra = self.extra or {}
         return f"{msg} instance={extra['instance']} reconcile_id={extra['reconcile_id']}", kwargs
 
@@ -127,19 +137,28 @@ class InstanceReconciler:
         except RuntimeUnavailable as error:
             await self._write_status(instance, Outcome(sandbox=None, error=error), log)
             raise
+        executor = Executor(
+            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
+        )
+        failure = exec_failure(observation)
+        if failure is not None:
+            failure_id, failure_error = failure
+            if not self._stalls.seen(key, instance.metadata.generation, failure_id):
+                executor.last_seen = pick_current(observation.sandboxes)[0]
+                return await self._handle_error(instance, failure_error, executor, log, failure_id)
+
         the_plan = plan(observation)
         if the_plan.operations:
             log.debug("plan:\n%s", the_plan.render())
 
-        executor = Executor(
-            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
-        )
         try:
             sandbox, restarted = await executor.run(instance, the_plan)
         except SandboxError as error:
             return await self._handle_error(instance, error, executor, log)
 
-        self._stalls.clear(key)
+        if failure is None:
+            # A retry after a command failure is not a success until the command runs.
+            self._stalls.clear(key)
         outcome = Outcome(
             sandbox=sandbox,
             restarted=restarted,
@@ -153,13 +172,19 @@ class InstanceReconciler:
         return Result()
 
     async def _handle_error(
-        self, instance: Instance, error: SandboxError, executor: Executor, log: InstanceLogger
+        self,
+        instance: Instance,
+        error: SandboxError,
+        executor: Executor,
+        log: InstanceLogger,
+        failure_id: str | None = None,
     ) -> Result:
         outcome = Outcome(sandbox=executor.last_seen, error=error)
         if error.retryable:
             await self._write_status(instance, outcome, log)
             raise error
-        delay = self._stalls.record(instance.key, instance.metadata.generation, self._clock())
+        generation = instance.metadata.generation
+        delay = self._stalls.record(instance.key, generation, self._clock(), failure_id)
         if self._stalls.is_first(instance.key):
             log.warning("instance stalled reason=%s error=%s", error.reason, error)
             await self._recorder.record(
@@ -199,7 +224,9 @@ class InstanceReconciler:
         )
         return Result()
 
-    async def _write_status(self, instance: Instance, outcome: Outcome, log: InstanceLogger) -> None:
+    async def _write_status(
+        self, instance: Instance, outcome: Outcome, log: InstanceLogger
+    ) -> None:
         """Write the status computed from ``outcome``, retrying on resourceVersion conflicts."""
         current = instance
         for _ in range(STATUS_WRITE_ATTEMPTS):
@@ -230,6 +257,28 @@ class InstanceReconciler:
                     )
             return
         log.warning("status not written after %d conflicts", STATUS_WRITE_ATTEMPTS)
+
+
+def exec_failure(observation: Observation) -> tuple[str, InvalidRuntimeSpec] | None:
+    """Return the failure id and error when the sandbox's command could not be executed.
+
+    docker-init exits 127 (not found) or 126 (not executable) and the driver reports its reason
+    in ``error``. Retrying at once cannot help, so this is a terminal error until the spec changes.
+    """
+    current = pick_current(observation.sandboxes)[0]
+    if current is None or current.running or not current.error:
+        return None
+    if current.exit_code not in (126, 127):
+        return None
+    if not sandbox_matches(current, observation.hashes_by_schema):
+        return None  # the spec changed since; the plan recreates the sandbox
+    command = observation.instance.spec.command
+    message = (
+        f"spec.command of instance {observation.instance.key} cannot run: {current.error}; "
+        f"fix the command (now {command!r}) or the image"
+    )
+    failure_id = f"{current.id}:{current.finished_at}"
+    return failure_id, InvalidRuntimeSpec(message, field="spec.command", value=command)
 
 
 def _ran_healthy(the_plan: Plan) -> bool:

@@ -20,19 +20,32 @@ class _Stall:
     generation: int | None
     attempts: int
     retry_at: datetime
+    # Identity of the observed failure (such as a sandbox's exit time), so one failure seen by
+    # several reconciles is counted once.
+    failure_id: str | None = None
 
 
 class StallTracker:
     def __init__(self) -> None:
         self._stalls: dict[str, _Stall] = {}
 
-    def record(self, key: str, generation: int | None, now: datetime) -> float:
+    def record(
+        self, key: str, generation: int | None, now: datetime, failure_id: str | None = None
+    ) -> float:
         """Count a terminal failure and return the seconds to wait before the next attempt."""
         stall = self._stalls.get(key)
         attempts = 1 if stall is None or stall.generation != generation else stall.attempts + 1
-        delay = min(STALL_CAP_SECONDS, STALL_BASE_SECONDS * 2 ** (attempts - 1))
-        self._stalls[key] = _Stall(generation, attempts, now + timedelta(seconds=delay))
+        delay = min(STALL_CAP_SECONDS, STALL_BASE_SECONDS * 2.0 ** (attempts - 1))
+        retry_at = now + timedelta(seconds=delay)
+        self._stalls[key] = _Stall(generation, attempts, retry_at, failure_id)
         return delay
+
+    def seen(self, key: str, generation: int | None, failure_id: str) -> bool:
+        """Tell whether this failure of this generation was already counted."""
+        stall = self._stalls.get(key)
+        return (
+            stall is not None and stall.generation == generation and stall.failure_id == failure_id
+        )
 
     def is_first(self, key: str) -> bool:
         stall = self._stalls.get(key)

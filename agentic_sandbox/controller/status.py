@@ -96,7 +96,9 @@ def phase_of(instance: Instance, outcome: Outcome) -> Phase:
     return _exited_phase(instance, sandbox, outcome)
 
 
-def build_status(instance: Instance, outcome: Outcome, *, node: str, now: datetime) -> InstanceStatus:
+def build_status(
+    instance: Instance, outcome: Outcome, *, node: str, now: datetime
+) -> InstanceStatus:
     previous = instance.status
     sandbox = outcome.sandbox
     phase = phase_of(instance, outcome)

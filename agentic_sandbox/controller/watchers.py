@@ -13,6 +13,7 @@ None of these act on an event's content; they only say which key to look at agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from agentic_sandbox.controller.backoff import ExponentialBackoff
 from agentic_sandbox.controller.metrics import ControllerMetrics
 from agentic_sandbox.controller.queue import WorkQueue
 from agentic_sandbox.errors import Expired, RuntimeUnavailable, SandboxError
-from agentic_sandbox.runtimes.base import LABEL_INSTANCE, Runtime
+from agentic_sandbox.runtimes.base import LABEL_INSTANCE, STREAM_CONNECTED, Runtime
 from agentic_sandbox.store.base import Store, WatchEventType
 
 logger = logging.getLogger(__name__)
@@ -91,19 +92,21 @@ async def pump_runtime_events(
     failing = False
     while True:
         try:
-            stream = runtime.events(labels)
-            metrics.runtime_event_streams += 1
-            # Relist after (re)connecting: anything that changed while the stream was down is
-            # reconciled now.
-            await enqueue_all(store, queue)
-            if failing:
-                logger.info("runtime event stream reconnected runtime=%s", runtime.name)
-                failing = False
-            backoff.reset("events")
-            async for event in stream:
-                key = event.labels.get(LABEL_INSTANCE)
-                if key:
-                    queue.add(key)
+            async with contextlib.aclosing(runtime.events(labels)) as stream:
+                metrics.runtime_event_streams += 1
+                async for event in stream:
+                    if event.action == STREAM_CONNECTED:
+                        # Relist once subscribed: whatever changed while the stream was down is
+                        # reconciled now, and later changes arrive as events.
+                        await enqueue_all(store, queue)
+                        if failing:
+                            logger.info("runtime event stream reconnected runtime=%s", runtime.name)
+                            failing = False
+                        backoff.reset("events")
+                        continue
+                    key = event.labels.get(LABEL_INSTANCE)
+                    if key:
+                        queue.add(key)
             raise RuntimeUnavailable("runtime event stream ended")
         except RuntimeUnavailable as error:
             delay = backoff.next_delay("events")

@@ -8,7 +8,7 @@ never retry by sleeping: the controller requeues with backoff.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -81,6 +81,11 @@ class SandboxState:
         return self.status in (SandboxStatus.RUNNING, SandboxStatus.RESTARTING)
 
 
+# Action of the first event every stream yields, once the runtime has accepted the subscription.
+# Anything that changes after it is reported, so a consumer relists at that point.
+STREAM_CONNECTED = "stream.connected"
+
+
 @dataclass(frozen=True)
 class RuntimeEvent:
     """A change the runtime reported. Only a hint: the controller re-observes before acting."""
@@ -107,8 +112,11 @@ class Runtime(Protocol):
 
     async def start(self, sandbox_id: str) -> None: ...
 
-    async def stop(self, sandbox_id: str, timeout: int) -> None:
-        """Stop gracefully, killing after ``timeout`` seconds. Stopping a stopped sandbox is fine."""
+    async def stop(self, sandbox_id: str, timeout: int) -> None:  # noqa: ASYNC109
+        """Stop gracefully, killing after ``timeout`` seconds.
+
+        Stopping a stopped sandbox is fine.
+        """
 
     async def remove(self, sandbox_id: str) -> None:
         """Remove forcibly. Removing an absent sandbox is fine."""
@@ -118,8 +126,11 @@ class Runtime(Protocol):
     async def list_owned(self, labels: dict[str, str]) -> list[SandboxState]:
         """List every sandbox, running or not, whose labels include all of ``labels``."""
 
-    def events(self, labels: dict[str, str]) -> AsyncIterator[RuntimeEvent]:
-        """Stream changes to sandboxes carrying ``labels``. Raises RuntimeUnavailable when the
-        stream breaks; the caller reconnects with backoff and relists."""
+    def events(self, labels: dict[str, str]) -> AsyncGenerator[RuntimeEvent, None]:
+        """Stream changes to sandboxes carrying ``labels``.
+
+        The first event has the action ``STREAM_CONNECTED``. Raises RuntimeUnavailable when the
+        stream breaks; the caller reconnects with backoff and relists.
+        """
 
     async def close(self) -> None: ...

@@ -155,3 +155,27 @@ def test_apply_command_creates_instance(controller: ControllerProcess, tmp_path:
     listing = controller.sandboxctl("get", "instances")
     assert "from-cli" in listing.stdout
     assert "Running" in listing.stdout
+
+
+def test_missing_command_stalls_then_recovers(controller: ControllerProcess) -> None:
+    broken = instance_yaml("web") + "  command: [no-such-command]\n"
+    controller.write_manifest("web.yaml", broken)
+
+    def stalled() -> dict[str, object] | None:
+        instance = controller.instance("web")
+        conditions = (instance or {}).get("status", {}).get("conditions", [])
+        return next(
+            (c for c in conditions if c["type"] == "Stalled" and c["status"] == "True"), None
+        )
+
+    condition = wait_for(stalled, what="Stalled condition")
+    assert "no-such-command" in str(condition["message"])
+    # Marker instance: once it runs, the controller has had time to act on any hot loop.
+    controller.write_manifest("marker.yaml", instance_yaml("marker"))
+    controller.wait_running("marker")
+    starts = [e for e in controller.events("web") if e["name"] == "container.started"]
+    assert len(starts) == 1
+
+    controller.write_manifest("web.yaml", instance_yaml("web"))
+    controller.wait_running("web")
+    assert stalled() is None
