@@ -85,7 +85,9 @@ async def _serve(settings: Settings) -> None:
 
     store = await SqliteStore(settings.database_path).open()
     runtime = DockerRuntime(
-        base_url=settings.docker_host, call_timeout=settings.runtime_call_timeout
+        base_url=settings.docker_host,
+        call_timeout=settings.runtime_call_timeout,
+        allow_socket_mounts=settings.allow_docker_socket,
     )
     try:
         await runtime.ping()
@@ -110,9 +112,7 @@ async def _serve(settings: Settings) -> None:
     )
     api = create_app(store=store, event_log=store.events, token=token)
     server = _EmbeddedServer(
-        uvicorn.Config(
-            api, host=settings.host, port=settings.port, log_config=None, lifespan="off"
-        )
+        uvicorn.Config(api, host=settings.host, port=settings.port, log_config=None, lifespan="off")
     )
     source = None
     if settings.manifests_dir is not None:

@@ -117,6 +117,13 @@ def _add_serve_controller_options(group: argparse._ArgumentGroup) -> None:
         "and /srv/agentshare)",
     )
     group.add_argument(
+        "--allow-docker-socket",
+        action="store_true",
+        default=None,
+        help="let spec.mounts bind the Docker socket, which gives that sandbox root on the host "
+        "(env AGENTIC_SANDBOX_ALLOW_DOCKER_SOCKET; default: refused)",
+    )
+    group.add_argument(
         "--workers",
         metavar="N",
         type=_positive_int,

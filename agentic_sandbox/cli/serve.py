@@ -41,6 +41,8 @@ def settings_from_options(
         settings.log_level = args.log_level
     if args.controller_id is not None:
         settings.controller_id = args.controller_id
+    if args.allow_docker_socket:
+        settings.allow_docker_socket = True
     if args.allowed_mount_roots:
         settings.allowed_mount_roots = [Path(root) for root in args.allowed_mount_roots]
     if args.workers is not None:

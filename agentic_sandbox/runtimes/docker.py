@@ -64,13 +64,17 @@ class DockerRuntime:
         base_url: str | None = None,
         call_timeout: float = 30.0,
         max_workers: int = 16,
+        allow_socket_mounts: bool = False,
     ) -> None:
         """Configure the driver without connecting; the first call connects.
 
         ``base_url`` None means the DOCKER_HOST environment variable (with DOCKER_TLS_VERIFY
         and DOCKER_CERT_PATH), or the default socket when it is unset. ``call_timeout`` is the
         deadline of each call in seconds; ``max_workers`` bounds the concurrent calls.
+        ``allow_socket_mounts`` lets a bind expose the Docker socket, which gives the sandbox
+        root on the host; it is off unless the operator starts the controller with it.
         """
+        self._allow_socket_mounts = allow_socket_mounts
         self._docker = DockerConnection(
             base_url=base_url, call_timeout=call_timeout, max_workers=max_workers
         )
@@ -95,7 +99,8 @@ class DockerRuntime:
         socket or a config the daemon rejects; ImageNotFound for a missing image; NameConflict
         when the name belongs to a container with another ``agentic-sandbox.uid``.
         """
-        reject_socket_mounts(spec, self._sockets)
+        if not self._allow_socket_mounts:
+            reject_socket_mounts(spec, self._sockets)
         if spec.network not in BUILTIN_NETWORKS:
             # Docker Engine 20.10 accepts a missing network at create and fails only at start.
             await self._require_network(spec)
