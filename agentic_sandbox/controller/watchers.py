@@ -118,6 +118,10 @@ async def pump_runtime_events(
                     error,
                 )
                 failing = True
+                # Reconcile everything once, so status reports the outage (RuntimeReady Unknown)
+                # instead of the last state seen before it. Failing keys then back off.
+                with contextlib.suppress(SandboxError):
+                    await enqueue_all(store, queue)
             await asyncio.sleep(delay)
 
 

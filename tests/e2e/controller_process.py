@@ -61,6 +61,9 @@ class ControllerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.docker = docker.APIClient(version="auto", timeout=60)
         self._client: httpx.Client | None = None
+        # Extra command-line arguments and environment variables of ``sandboxctl serve``.
+        self.extra_args: list[str] = []
+        self.extra_env: dict[str, str] = {}
 
     # Process control.
 
@@ -81,8 +84,9 @@ class ControllerProcess:
             str(self.mount_root),
             "--log-level",
             "debug",
+            *self.extra_args,
         ]
-        env = {**os.environ, "DOCKER_MONITOR_ENABLED": "false"}
+        env = {**os.environ, "DOCKER_MONITOR_ENABLED": "false", **self.extra_env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process keeps it open
         self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         log.close()
