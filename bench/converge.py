@@ -15,23 +15,13 @@ The controller's start-up time is not counted. Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import docker
-import httpx
-
-REPO = Path(__file__).resolve().parent.parent
-IMAGE = "agentic/demo:dev"
+from common import IMAGE, BenchController
 
 
 def raw_host_config(client: docker.APIClient) -> Any:
@@ -71,94 +61,28 @@ def run_raw(count: int, concurrency: int, image: str) -> float:
         list(pool.map(create_and_start, names))
     elapsed = time.perf_counter() - started
 
-    for container in client.containers(all=True, filters={"label": f"agentic-sandbox-bench={run_id}"}):
+    for container in client.containers(
+        all=True, filters={"label": f"agentic-sandbox-bench={run_id}"}
+    ):
         client.remove_container(container["Id"], force=True)
     return elapsed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_controller(state_dir: Path, port: int, concurrency: int) -> subprocess.Popen[bytes]:
-    sandboxctl = Path(sys.executable).parent / "sandboxctl"
-    env = {**os.environ, "AGENTIC_SANDBOX_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        [
-            str(sandboxctl),
-            "serve",
-            "--state-dir",
-            str(state_dir),
-            "--port",
-            str(port),
-            "--workers",
-            str(concurrency),
-            "--controller-id",
-            f"bench-{uuid.uuid4().hex[:8]}",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(state_dir / "controller.log", "wb"),  # noqa: SIM115 - closed with the process
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    process.terminate()
-    raise SystemExit(f"controller did not start; see {state_dir / 'controller.log'}")
-
-
-def manifest(name: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "sandbox.agentic.dev/v1alpha1",
-        "kind": "Instance",
-        "metadata": {"name": name},
-        "spec": {"image": image},
-    }
-
-
 def run_controller(count: int, concurrency: int, image: str) -> float:
     """Apply ``count`` instances through the API; return the seconds until all are Running."""
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-converge-"))
-    port = free_port()
-    process = start_controller(state_dir, port, concurrency)
-    token = (state_dir / "api-token").read_text().strip()
-    base = f"http://127.0.0.1:{port}/api/v1/instances"
-    headers = {"Authorization": f"Bearer {token}"}
+    controller = BenchController(workers=concurrency)
     run_id = uuid.uuid4().hex[:6]
     names = [f"bench-{run_id}-{index}" for index in range(count)]
-    client = httpx.Client(headers=headers, timeout=30)
     try:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(lambda n: client.put(f"{base}/{n}", json=manifest(n, image)), names))
-        while True:
-            items = client.get(base).json()["items"]
-            running = sum(1 for item in items if item.get("status", {}).get("phase") == "Running")
-            if running == count:
-                break
-            time.sleep(0.02)
+            list(pool.map(lambda name: controller.apply(name, image), names))
+        controller.wait_all_running(count)
         elapsed = time.perf_counter() - started
-
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            list(pool.map(lambda n: client.delete(f"{base}/{n}"), names))
-        deadline = time.monotonic() + 120
-        while client.get(base).json()["items"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        controller.delete_all(names)
         return elapsed
     finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        controller.close()
 
 
 def main() -> None:
