@@ -14,6 +14,7 @@ from agentic_sandbox.api.events import EventLog, EventRoutes
 from agentic_sandbox.api.health import HEALTH_PATHS, HealthRoutes
 from agentic_sandbox.api.instances import InstanceRoutes
 from agentic_sandbox.api.problems import EXCEPTION_HANDLERS
+from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.store.base import Store
 
 
@@ -25,7 +26,7 @@ def create_app(*, store: Store, event_log: EventLog, token: str) -> Starlette:
     check_token(token)
     routes = [
         *HealthRoutes(store).routes(),
-        *InstanceRoutes(store).routes(),
+        *InstanceRoutes(store, EventRecorder(event_log)).routes(),
         *EventRoutes(event_log).routes(),
     ]
     middleware = [Middleware(BearerAuthMiddleware, token=token, public_paths=HEALTH_PATHS)]

@@ -23,7 +23,9 @@ MAX_LIMIT = 1000
 
 
 class EventLog(Protocol):
-    """The read side of the event log that the API needs."""
+    """The event log as the API uses it: listing, and appending audit events."""
+
+    async def append(self, event: Event) -> Event: ...
 
     async def list(
         self,

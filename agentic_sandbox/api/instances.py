@@ -17,12 +17,15 @@ from starlette.routing import Route
 from agentic_sandbox.api.bodies import read_json_object
 from agentic_sandbox.api.params import (
     bad_parameter,
+    query_bool,
     query_label_selector,
     query_namespace,
     query_namespace_filter,
 )
 from agentic_sandbox.api.problems import ApiProblem
 from agentic_sandbox.api.routing import method_route
+from agentic_sandbox.controller.deletion import force_delete
+from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.instance import Instance, Phase
 from agentic_sandbox.crds.meta import API_VERSION, SOURCE_ANNOTATION, Resource
 from agentic_sandbox.crds.validation import validate_resource
@@ -104,8 +107,9 @@ def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None
 class InstanceRoutes:
     """Handlers of the ``/api/v1/instances`` routes over one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, recorder: EventRecorder) -> None:
         self._store = store
+        self._recorder = recorder
 
     def routes(self) -> list[Route]:
         item_path = f"{COLLECTION_PATH}/{{name}}"
@@ -179,10 +183,21 @@ class InstanceRoutes:
 
         While finalizers remain, the store keeps the object with deletionTimestamp set, and the
         response shows that. Once the record is gone, the response is the object read just
-        before the delete.
+        before the delete. ``force=true`` also releases the runtime finalizer, so the record
+        goes even when its sandboxes cannot be removed; that is recorded as an audit event.
         """
         namespace = query_namespace(request)
         name = request.path_params["name"]
+        if query_bool(request, "force"):
+            forced = await force_delete(
+                self._store,
+                self._recorder,
+                kind=KIND,
+                namespace=namespace,
+                name=name,
+                requested_by="api",
+            )
+            return JSONResponse(forced.to_wire())
         existing = await self._store.get(KIND, namespace, name)
         marked = await self._store.delete(KIND, namespace, name)
         return JSONResponse((marked or existing).to_wire())

@@ -54,6 +54,18 @@ def query_int(
     return value
 
 
+def query_bool(request: Request, name: str, *, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise bad_parameter(name, raw, "expected true or false")
+
+
 def parse_label_selector(selector: str) -> dict[str, str]:
     """Parse an equality selector ``k=v,k2=v2`` (``==`` also accepted) into a mapping.
 

@@ -47,10 +47,12 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
     return 1 if failures else 0
 
 
-def _delete_one(client: ApiClient, *, kind: str, namespace: str, name: str) -> bool:
+def _delete_one(
+    client: ApiClient, *, kind: str, namespace: str, name: str, force: bool = False
+) -> bool:
     reference = _reference(kind, name)
     try:
-        client.delete_instance(namespace, name)
+        client.delete_instance(namespace, name, force=force)
     except ApiError as error:
         if error.status == 404:
             message = f"{reference}: not found in namespace {namespace}"
@@ -90,6 +92,6 @@ def run_delete(args: argparse.Namespace, client: ApiClient) -> int:
         if key in seen:
             continue
         seen.add(key)
-        if not _delete_one(client, kind=kind, namespace=namespace, name=name):
+        if not _delete_one(client, kind=kind, namespace=namespace, name=name, force=args.force):
             failures += 1
     return 1 if failures else 0

@@ -115,8 +115,11 @@ class ApiClient:
             outcome = "created" if response.status_code == 201 else "updated"
         return response.json(), outcome
 
-    def delete_instance(self, namespace: str, name: str) -> dict[str, Any]:
-        return self._json("DELETE", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
+    def delete_instance(self, namespace: str, name: str, *, force: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"namespace": namespace}
+        if force:
+            params["force"] = "true"
+        return self._json("DELETE", f"{INSTANCES_PATH}/{name}", params=params)
 
     def list_events(
         self, *, instance: str | None = None, since: int | None = None, limit: int | None = None

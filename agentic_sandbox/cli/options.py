@@ -290,6 +290,13 @@ def _add_delete(
         action="append",
         help="delete the objects of this manifest file or directory",
     )
+    delete.add_argument(
+        "--force",
+        action="store_true",
+        help="release the record even if its containers cannot be removed (for example when "
+        "Docker is gone for good); leftover containers are removed later by the garbage "
+        "collector, and the forced delete is recorded as an event",
+    )
     _add_namespace(delete, all_namespaces=False)
     delete.set_defaults(command="delete")
 

@@ -203,11 +203,19 @@ class InstanceReconciler:
         """Remove the instance's sandboxes, then release the finalizer so the record goes."""
         if RUNTIME_FINALIZER not in instance.metadata.finalizers:
             return Result()
-        observation = await self._observe(instance)
         executor = Executor(
             runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
         )
-        await executor.run(instance, plan(observation))
+        try:
+            observation = await self._observe(instance)
+            await executor.run(instance, plan(observation))
+        except SandboxError as error:
+            # The record stays until its sandboxes are gone; status says what blocks it, and
+            # `sandboxctl delete --force` releases the finalizer when the cause cannot be fixed.
+            log.warning("deletion blocked reason=%s error=%s", error.reason, error)
+            blocked = Outcome(sandbox=executor.last_seen, error=error)
+            await self._write_status(instance, blocked, log)
+            raise
 
         instance.metadata.finalizers.remove(RUNTIME_FINALIZER)
         try:

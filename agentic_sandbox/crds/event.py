@@ -28,6 +28,7 @@ class EventName(StrEnum):
     INSTANCE_CREATED = "instance.created"
     INSTANCE_UPDATED = "instance.updated"
     INSTANCE_DELETED = "instance.deleted"
+    INSTANCE_FORCE_DELETED = "instance.force_deleted"
     INSTANCE_RUNNING = "instance.running"
     INSTANCE_RECREATED = "instance.recreated"
     INSTANCE_EXITED = "instance.exited"

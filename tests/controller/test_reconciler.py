@@ -317,4 +317,8 @@ async def test_deletion_during_outage_keeps_record(harness: Harness) -> None:
 
     instance = await harness.get()
     assert instance.metadata.deletion_timestamp is not None
+    assert instance.status.phase == "Terminating"
+    assert instance.status.message is not None
+    reconciling = instance.status.condition("Reconciling")
+    assert reconciling is not None and reconciling.reason == "RuntimeUnavailable"
     assert len(harness.sandboxes()) == 1
