@@ -15,6 +15,7 @@ import httpx
 
 INSTANCES_PATH = "/api/v1/instances"
 EVENTS_PATH = "/api/v1/events"
+GC_SWEEP_PATH = "/api/v1/gc/sweep"
 APPLY_OUTCOME_HEADER = "Apply-Outcome"
 # Seconds to wait for the server to accept a connection and respond to one request.
 REQUEST_TIMEOUT = 30.0
@@ -115,6 +116,9 @@ class ApiClient:
             outcome = "created" if response.status_code == 201 else "updated"
         return response.json(), outcome
 
+    def post(self, path: str, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._json("POST", path, params=params)
+
     def delete_instance(self, namespace: str, name: str, *, force: bool = False) -> dict[str, Any]:
         params: dict[str, Any] = {"namespace": namespace}
         if force:
@@ -126,6 +130,10 @@ class ApiClient:
     ) -> dict[str, Any]:
         params = {"instance": instance, "since": since, "limit": limit}
         return self._json("GET", EVENTS_PATH, params=params)
+
+    def sweep_garbage(self, *, dry_run: bool) -> dict[str, Any]:
+        """Run one garbage collection pass on the server; with ``dry_run``, remove nothing."""
+        return self._json("POST", GC_SWEEP_PATH, params={"dryRun": "true" if dry_run else "false"})
 
     def _json(
         self, method: str, path: str, *, params: dict[str, Any] | None = None

@@ -14,7 +14,16 @@ from agentic_sandbox.controller.plan import Operation, OpKind, Plan
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.event import EventName
 from agentic_sandbox.crds.instance import Instance
+from agentic_sandbox.crds.meta import STOP_GRACE_ANNOTATION
 from agentic_sandbox.runtimes.base import Runtime, SandboxState
+
+
+def stop_grace_seconds(instance: Instance) -> int:
+    """The grace period of a stop: a stop verb's override, else the spec's."""
+    override = instance.metadata.annotations.get(STOP_GRACE_ANNOTATION, "")
+    if override.isdigit():
+        return int(override)
+    return instance.spec.termination_grace_period_seconds
 
 
 class Executor:
@@ -71,7 +80,7 @@ class Executor:
             await self._event(EventName.CONTAINER_STARTED, instance, target, operation.cause)
             return current
         if kind == OpKind.STOP:
-            timeout = instance.spec.termination_grace_period_seconds
+            timeout = stop_grace_seconds(instance)
             await self._runtime.stop(target, timeout)
             self._log.info(
                 "container stopped container_id=%s cause=%r", target[:12], operation.cause

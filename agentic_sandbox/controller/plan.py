@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from agentic_sandbox.crds.instance import Instance, RunStrategy
+from agentic_sandbox.crds.meta import REQUESTED_ACTION_ANNOTATION
 from agentic_sandbox.runtimes.base import (
     LABEL_HASH_SCHEMA,
     LABEL_SPEC_HASH,
@@ -26,6 +27,9 @@ CRASH_BACKOFF_CAP = timedelta(minutes=5)
 # A sandbox that ran this long before exiting starts a fresh backoff sequence.
 HEALTHY_RESET = timedelta(minutes=10)
 CRASH_BACKOFF_JITTER = 0.1
+
+
+REQUEST_ACTIONS = ("start", "stop", "restart")
 
 
 class OpKind(StrEnum):
@@ -55,6 +59,8 @@ class Plan:
     retry_at: datetime | None = None
     # The sandbox that stays (None when it is removed or none exists yet).
     keep: SandboxState | None = None
+    # The requested-action annotation value this plan carries out, recorded in status after.
+    handles_request: str | None = None
 
     def render(self) -> str:
         lines = [op.render() for op in self.operations] or ["nothing to do"]
@@ -129,15 +135,52 @@ def plan(observation: Observation) -> Plan:
         for extra in extras
     ]
 
+    create_cause = "no sandbox exists"
     if current is not None and not sandbox_matches(current, observation.hashes_by_schema):
         old = current.labels.get(LABEL_SPEC_HASH, "none")
         cause = f"spec changed (hash {old} -> {observation.desired_hash})"
         operations.append(Operation(OpKind.REMOVE, cause, current.id))
-        return _plan_create(observation, operations, "recreate after spec change")
+        current = None
+        create_cause = "recreate after spec change"
 
+    request = requested_action(instance)
+    if request is not None:
+        return _plan_request(current, operations, request, create_cause)
     if current is None:
-        return _plan_create(observation, operations, "no sandbox exists")
+        return _plan_create(observation, operations, create_cause)
     return _plan_existing(observation, current, operations)
+
+
+def requested_action(instance: Instance) -> tuple[str, str] | None:
+    """Return the (action, annotation value) of a lifecycle verb not yet carried out."""
+    value = instance.metadata.annotations.get(REQUESTED_ACTION_ANNOTATION)
+    if not value or value == instance.status.handled_request:
+        return None
+    action = value.partition("@")[0]
+    if action not in REQUEST_ACTIONS:
+        return None
+    return action, value
+
+
+def _plan_request(
+    current: SandboxState | None,
+    operations: list[Operation],
+    request: tuple[str, str],
+    create_cause: str,
+) -> Plan:
+    """Carry out a start, stop or restart verb once, whatever the run strategy."""
+    action, value = request
+    cause = f"{action} requested"
+    if current is None:
+        if action != "stop":
+            operations.append(Operation(OpKind.CREATE, f"{create_cause}; {cause}"))
+            operations.append(Operation(OpKind.START, cause))
+        return Plan(operations, handles_request=value)
+    if current.running and action in ("stop", "restart"):
+        operations.append(Operation(OpKind.STOP, cause, current.id))
+    if action == "restart" or (action == "start" and not current.running):
+        operations.append(Operation(OpKind.START, cause, current.id))
+    return Plan(operations, keep=current, handles_request=value)
 
 
 def _plan_create(observation: Observation, operations: list[Operation], cause: str) -> Plan:

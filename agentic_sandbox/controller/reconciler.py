@@ -164,6 +164,7 @@ class InstanceReconciler:
             restarted=restarted,
             streak_reset=restarted and _ran_healthy(the_plan),
             retry_at=the_plan.retry_at,
+            handled_request=the_plan.handles_request,
         )
         await self._write_status(instance, outcome, log)
         if the_plan.retry_at is not None:

@@ -39,6 +39,8 @@ class Outcome:
     # The restart began a new crash streak because the sandbox had run long enough.
     streak_reset: bool = False
     retry_at: datetime | None = None
+    # The requested-action annotation value carried out by this reconcile.
+    handled_request: str | None = None
 
 
 def _last_exit(sandbox: SandboxState) -> LastExit:
@@ -114,6 +116,7 @@ def build_status(
         agent=previous.agent,
         spec_hash=previous.spec_hash,
         next_retry_at=outcome.retry_at,
+        handled_request=outcome.handled_request or previous.handled_request,
     )
     if outcome.restarted:
         base = 0 if outcome.streak_reset else previous.consecutive_restarts

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from agentic_sandbox.controller.backoff import ExponentialBackoff
 from agentic_sandbox.controller.metrics import ControllerMetrics
 from agentic_sandbox.controller.queue import WorkQueue
+from agentic_sandbox.crds.meta import REQUESTED_ACTION_ANNOTATION
 from agentic_sandbox.errors import Expired, RuntimeUnavailable, SandboxError
 from agentic_sandbox.runtimes.base import LABEL_INSTANCE, STREAM_CONNECTED, Runtime
 from agentic_sandbox.store.base import Store, WatchEventType
@@ -34,6 +35,7 @@ class _Seen:
     generation: int | None
     deleting: bool
     finalizers: tuple[str, ...]
+    requested_action: str | None
 
 
 async def enqueue_all(store: Store, queue: WorkQueue) -> int:
@@ -75,6 +77,7 @@ def _seen(obj: object) -> _Seen:
         generation=metadata.generation,
         deleting=metadata.deletion_timestamp is not None,
         finalizers=tuple(metadata.finalizers),
+        requested_action=metadata.annotations.get(REQUESTED_ACTION_ANNOTATION),
     )
 
 

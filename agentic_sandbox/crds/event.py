@@ -29,6 +29,7 @@ class EventName(StrEnum):
     INSTANCE_UPDATED = "instance.updated"
     INSTANCE_DELETED = "instance.deleted"
     INSTANCE_FORCE_DELETED = "instance.force_deleted"
+    INSTANCE_VERB_REQUESTED = "instance.verb_requested"
     INSTANCE_RUNNING = "instance.running"
     INSTANCE_RECREATED = "instance.recreated"
     INSTANCE_EXITED = "instance.exited"

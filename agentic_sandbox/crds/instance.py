@@ -251,6 +251,8 @@ class InstanceStatus(Model):
     agent: AgentInfo | None = None
     spec_hash: str | None = None
     next_retry_at: datetime | None = None
+    # The last requested-action annotation value the controller has carried out.
+    handled_request: str | None = None
     message: str | None = None
 
     def condition(self, type_: str) -> Condition | None:

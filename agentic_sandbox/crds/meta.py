@@ -30,6 +30,12 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 SOURCE_ANNOTATION = f"{GROUP}/source"
 # Finalizer that keeps an Instance record until its runtime objects are gone.
 RUNTIME_FINALIZER = f"{GROUP}/runtime"
+# Lifecycle verb requested through the API or sandboxctl: "start@TIME", "stop@TIME", "restart@TIME".
+REQUESTED_ACTION_ANNOTATION = f"{GROUP}/requested-action"
+# Run strategy an instance had before a stop verb set it to Halted; a start verb restores it.
+PREVIOUS_RUN_STRATEGY_ANNOTATION = f"{GROUP}/previous-run-strategy"
+# Grace period of the next stop in seconds, set by a stop verb with a timeout ("0" forces it off).
+STOP_GRACE_ANNOTATION = f"{GROUP}/stop-grace-seconds"
 
 
 def utcnow() -> datetime:

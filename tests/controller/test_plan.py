@@ -178,3 +178,39 @@ def test_crash_backoff_doubles_to_cap() -> None:
     assert 18 <= delays[2] <= 22
     assert delays[-1] <= 300
     assert delays[-1] >= 270
+
+
+def with_request(instance: Instance, value: str) -> Instance:
+    instance.metadata.annotations["sandbox.agentic.dev/requested-action"] = value
+    return instance
+
+
+def test_stop_request_stops_manual_sandbox() -> None:
+    instance = with_request(make_instance(RunStrategy.MANUAL), "stop@t1")
+    assert render(instance, make_sandbox()) == "stop c1: stop requested"
+
+
+def test_start_request_starts_exited_sandbox() -> None:
+    instance = with_request(make_instance(RunStrategy.ONCE), "start@t1")
+    exited = make_sandbox(status=SandboxStatus.EXITED, exit_code=0)
+    assert render(instance, exited) == "start c1: start requested"
+
+
+def test_restart_request_stops_then_starts() -> None:
+    instance = with_request(make_instance(), "restart@t1")
+    assert (
+        render(instance, make_sandbox())
+        == "stop c1: restart requested\nstart c1: restart requested"
+    )
+
+
+def test_handled_request_is_not_repeated() -> None:
+    instance = with_request(make_instance(RunStrategy.MANUAL, handled_request="stop@t1"), "stop@t1")
+    assert render(instance, make_sandbox()) == "nothing to do"
+
+
+def test_start_request_creates_missing_sandbox() -> None:
+    instance = with_request(make_instance(RunStrategy.MANUAL), "start@t2")
+    assert render(instance) == (
+        "create: no sandbox exists; start requested\nstart: start requested"
+    )

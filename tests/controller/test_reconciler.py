@@ -11,9 +11,10 @@ import pytest
 from agentic_sandbox.controller.desired import HostPolicy
 from agentic_sandbox.controller.reconciler import InstanceReconciler
 from agentic_sandbox.controller.recorder import EventRecorder
+from agentic_sandbox.controller.verbs import Verb, request_verb
 from agentic_sandbox.crds.instance import Instance
 from agentic_sandbox.crds.meta import RUNTIME_FINALIZER
-from agentic_sandbox.errors import ImageNotFound, NotFound, RuntimeUnavailable
+from agentic_sandbox.errors import ImageNotFound, InvalidResource, NotFound, RuntimeUnavailable
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER
 from agentic_sandbox.runtimes.fake import FakeClock, FakeRuntime
 from agentic_sandbox.store.sqlite import SqliteStore
@@ -322,3 +323,87 @@ async def test_deletion_during_outage_keeps_record(harness: Harness) -> None:
     reconciling = instance.status.condition("Reconciling")
     assert reconciling is not None and reconciling.reason == "RuntimeUnavailable"
     assert len(harness.sandboxes()) == 1
+
+
+async def request(harness: Harness, verb: str, grace: int | None = None) -> None:
+    await request_verb(
+        harness.store,
+        EventRecorder(harness.store.events),
+        namespace="default",
+        name="web",
+        verb=Verb(verb),
+        grace_seconds=grace,
+        requested_by="test",
+    )
+
+
+async def test_stop_verb_halts_and_keeps_container(harness: Harness) -> None:
+    await harness.create()
+    await harness.reconciler.reconcile(KEY)
+    (first,) = harness.sandboxes()
+
+    await request(harness, "stop", grace=0)
+    await harness.reconciler.reconcile(KEY)
+
+    instance = await harness.get()
+    assert instance.spec.run_strategy == "Halted"
+    assert instance.status.phase == "Stopped"
+    (same,) = harness.sandboxes()
+    assert same.id == first.id
+    assert ("stop", first.id) in [(c.method, c.target) for c in harness.runtime.calls]
+
+
+async def test_start_verb_restores_strategy(harness: Harness) -> None:
+    await harness.create(runStrategy="RerunOnFailure")
+    await harness.reconciler.reconcile(KEY)
+    await request(harness, "stop")
+    await harness.reconciler.reconcile(KEY)
+
+    await request(harness, "start")
+    await harness.reconciler.reconcile(KEY)
+
+    instance = await harness.get()
+    assert instance.spec.run_strategy == "RerunOnFailure"
+    assert instance.status.phase == "Running"
+    assert len(harness.sandboxes()) == 1
+
+
+async def test_restart_verb_keeps_container_id(harness: Harness) -> None:
+    await harness.create()
+    await harness.reconciler.reconcile(KEY)
+    (first,) = harness.sandboxes()
+    calls = len(harness.runtime.calls)
+
+    await request(harness, "restart")
+    await harness.reconciler.reconcile(KEY)
+    await harness.reconciler.reconcile(KEY)
+
+    methods = harness.runtime.methods_called()[calls:]
+    assert methods.count("stop") == 1
+    assert methods.count("start") == 1
+    (same,) = harness.sandboxes()
+    assert same.id == first.id
+    instance = await harness.get()
+    assert instance.status.phase == "Running"
+    assert instance.status.handled_request is not None
+
+
+async def test_manual_start_and_stop_verbs(harness: Harness) -> None:
+    await harness.create(runStrategy="Manual")
+    await harness.reconciler.reconcile(KEY)
+    assert (await harness.get()).status.phase == "Stopped"
+
+    await request(harness, "start")
+    await harness.reconciler.reconcile(KEY)
+    assert (await harness.get()).status.phase == "Running"
+
+    await request(harness, "stop")
+    await harness.reconciler.reconcile(KEY)
+    assert (await harness.get()).status.phase == "Stopped"
+
+
+async def test_restart_of_halted_instance_rejected(harness: Harness) -> None:
+    await harness.create(runStrategy="Halted")
+
+    with pytest.raises(InvalidResource, match="use start"):
+        await request(harness, "restart")
