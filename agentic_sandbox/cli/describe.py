@@ -11,7 +11,9 @@ from agentic_sandbox.cli.client import ApiClient
 from agentic_sandbox.cli.output import (
     NONE,
     format_age,
+    format_duration,
     format_labels,
+    parse_time,
     render_fields,
     render_table,
     text_or_none,
@@ -34,6 +36,16 @@ def _timestamp(value: object, now: datetime) -> str:
     if not value:
         return NONE
     return f"{value} ({format_age(value, now=now)} ago)"
+
+
+def _future_timestamp(value: object, now: datetime) -> str:
+    then = parse_time(value)
+    if then is None:
+        return NONE
+    seconds = (then - now).total_seconds()
+    if seconds <= 0:
+        return f"{value} (due now)"
+    return f"{value} (in {format_duration(seconds)})"
 
 
 def _metadata_lines(item: Mapping[str, Any], now: datetime) -> list[str]:
@@ -114,6 +126,7 @@ def _status_lines(item: Mapping[str, Any], now: datetime) -> list[str]:
         ("IP", text_or_none(status.get("ip"))),
         ("Started", _timestamp(status.get("startedAt"), now)),
         ("Restart Count", str(status.get("restartCount", 0))),
+        ("Next Retry", _future_timestamp(status.get("nextRetryAt"), now)),
         ("Last Exit", _last_exit_text(section(status, "lastExit"))),
         ("Spec Hash", text_or_none(status.get("specHash"))),
     ]
