@@ -26,6 +26,8 @@ from agentic_sandbox.errors import RuntimeUnavailable, SandboxError
 from agentic_sandbox.runtimes.base import LABEL_SPEC_HASH, SandboxState, SandboxStatus
 
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+# States whose exit facts are final; a container being removed may not report its exit code yet.
+EXITED_STATES = (SandboxStatus.EXITED, SandboxStatus.DEAD)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def build_status(
         if sandbox.running:
             status.started_at = sandbox.started_at
             status.ip = sandbox.ip
-        elif sandbox.finished_at is not None and sandbox.status != SandboxStatus.CREATED:
+        elif sandbox.finished_at is not None and sandbox.status in EXITED_STATES:
             status.last_exit = _last_exit(sandbox)
     elif isinstance(outcome.error, RuntimeUnavailable):
         status.runtime_ref = previous.runtime_ref

@@ -116,12 +116,30 @@ def _parse_events(text: str, source: str) -> Iterator[Event]:
         yield event
 
 
+def _marked_problem(error: MarkedYAMLError) -> tuple[int | None, str]:
+    """Return the line to report and the problem text of a parser error.
+
+    An unclosed quote or bracket is only noticed where the file ends, so when the parser gives
+    the place the construct started (its context), that line is reported: it is where the
+    mistake usually is.
+    """
+    problem = error.problem or error.context or "syntax error"
+    problem_line = error.problem_mark.line + 1 if error.problem_mark is not None else None
+    if error.context and error.context_mark is not None:
+        context_line = error.context_mark.line + 1
+        problem = f"{problem} ({error.context} that starts at line {context_line})"
+        unclosed = "end of stream" in problem or error.context.startswith(
+            ("while scanning", "while parsing a flow")
+        )
+        if unclosed or problem_line is None:
+            return context_line, problem + "; check that every quote and bracket there is closed"
+    return problem_line, problem
+
+
 def _syntax_error(error: YAMLError, text: str, source: str) -> ManifestError:
     line: int | None = None
     if isinstance(error, MarkedYAMLError):
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = error.problem or error.context or "syntax error"
+        line, problem = _marked_problem(error)
     elif isinstance(error, ReaderError):
         line = line_at_offset(text, error.position)
         character = error.character

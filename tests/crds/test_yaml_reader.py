@@ -274,3 +274,18 @@ def test_env_plain_value_keeps_text(written: str) -> None:
     assume(len(scalars) == 4 and scalars[-1].value == written and scalars[-1].style is None)
     expected = None if written in ("~", "null", "Null", "NULL") else written
     assert read_one(text) == {"spec": {"env": {"VALUE": expected}}}
+
+
+def test_unclosed_quote_reported_where_it_opens() -> None:
+    text = 'a: 1\nb: "unclosed\nc: 3\nd: 4\n'
+    with pytest.raises(ManifestError) as caught:
+        list(read_yaml_documents(text, source="bad.yaml"))
+    assert caught.value.line == 2
+    assert "quote and bracket" in str(caught.value)
+
+
+def test_unclosed_bracket_reported_where_it_opens() -> None:
+    text = "a: 1\nb: [1, 2\nc: 3\n"
+    with pytest.raises(ManifestError) as caught:
+        list(read_yaml_documents(text, source="bad.yaml"))
+    assert caught.value.line == 2

@@ -91,7 +91,8 @@ async def test_syntax_error_keeps_state(
     events = await store.events.list(name_prefix="source.invalid")
     assert len(events) == 1
     assert events[0].details["file"] == str(root / "web.yaml")
-    assert events[0].details["line"] == "2"
+    # The bracket opened on line 1 is never closed; the error points at where it opens.
+    assert events[0].details["line"] == "1"
     assert str(root / "web.yaml") in events[0].message
 
 
