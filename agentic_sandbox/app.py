@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Generator
 
@@ -25,6 +26,7 @@ from agentic_sandbox.controller.credentials import (
     load_or_create_token,
 )
 from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.gc import GcSettings
 from agentic_sandbox.controller.manager import Controller
 from agentic_sandbox.errors import RuntimeUnavailable
 from agentic_sandbox.runtimes.docker import DockerRuntime
@@ -66,20 +68,60 @@ def check_bind_address(host: str) -> None:
         )
 
 
+def check_paths(settings: Settings) -> None:
+    """Reject unusable directories before anything starts, naming the option and the fix."""
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.state_dir, 0o700)
+    except OSError as error:
+        raise SystemExit(
+            f"error: --state-dir {settings.state_dir} cannot be used: {error.strerror or error}; "
+            "choose a writable directory"
+        ) from None
+    manifests = settings.manifests_dir
+    if manifests is not None and not manifests.is_dir():
+        raise SystemExit(
+            f"error: --manifests {manifests} is not a directory; create it or fix the path"
+        )
+    for root in settings.allowed_mount_roots:
+        if not root.is_absolute():
+            raise SystemExit(
+                f"error: --allowed-mount-root {root} is not an absolute path; write it from '/'"
+            )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the API's listening socket now, so a port in use is a clear error at start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise SystemExit(
+            f"error: cannot listen on {host}:{port}: {error.strerror or error}; stop what uses "
+            "the port or choose another with --port"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 def serve(settings: Settings) -> int:
     """Run the controller until a signal arrives; return the process exit code."""
     configure_logging(settings.log_level)
     check_bind_address(settings.host)
+    check_paths(settings)
+    listener = bind_socket(settings.host, settings.port)
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, listener))
     except KeyboardInterrupt:
         pass
     return 0
 
 
-async def _serve(settings: Settings) -> None:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.state_dir, 0o700)
+async def _serve(settings: Settings, listener: socket.socket) -> None:
     token = load_or_create_token(settings.token_path)
     controller_id = settings.controller_id or load_or_create_controller_id(settings.state_dir)
 
@@ -109,8 +151,16 @@ async def _serve(settings: Settings) -> None:
         node=settings.node_name,
         workers=settings.workers,
         resync_interval=settings.resync_interval,
+        gc=GcSettings(
+            enabled=settings.docker_monitor_enabled,
+            interval=settings.docker_poll_interval,
+            creation_grace=settings.gc_creation_grace,
+            orphaned_age=settings.docker_orphaned_age,
+            name_prefix=settings.docker_orphan_name_prefix,
+            startup_delay=settings.gc_startup_delay,
+        ),
     )
-    api = create_app(store=store, event_log=store.events, token=token)
+    api = create_app(store=store, event_log=store.events, token=token, gc=controller.gc)
     server = _EmbeddedServer(
         uvicorn.Config(api, host=settings.host, port=settings.port, log_config=None, lifespan="off")
     )
@@ -119,7 +169,7 @@ async def _serve(settings: Settings) -> None:
         source = DirectorySource(settings.manifests_dir, store=store, event_log=store.events)
 
     try:
-        await _run_until_signal(controller, server, source)
+        await _run_until_signal(controller, server, source, listener)
     finally:
         await runtime.close()
         await store.close()
@@ -127,7 +177,10 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _run_until_signal(
-    controller: Controller, server: uvicorn.Server, source: DirectorySource | None
+    controller: Controller,
+    server: uvicorn.Server,
+    source: DirectorySource | None,
+    listener: socket.socket,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -136,7 +189,7 @@ async def _run_until_signal(
 
     tasks = [
         asyncio.create_task(controller.run(), name="controller"),
-        asyncio.create_task(server.serve(), name="api"),
+        asyncio.create_task(server.serve(sockets=[listener]), name="api"),
     ]
     if source is not None:
         tasks.append(asyncio.create_task(source.run(), name="directory-source"))

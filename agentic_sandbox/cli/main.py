@@ -15,6 +15,7 @@ from pathlib import Path
 from agentic_sandbox.cli.changes import print_error, run_apply, run_delete
 from agentic_sandbox.cli.client import ApiClient, CliError
 from agentic_sandbox.cli.describe import run_describe
+from agentic_sandbox.cli.gc import run_gc
 from agentic_sandbox.cli.get import run_get
 from agentic_sandbox.cli.options import (
     DEFAULT_SERVER,
@@ -24,6 +25,7 @@ from agentic_sandbox.cli.options import (
     build_parser,
 )
 from agentic_sandbox.cli.serve import ServeFunction, run_serve
+from agentic_sandbox.cli.verbs import run_verb
 from agentic_sandbox.controller.config import DEFAULT_STATE_DIR, Settings
 from agentic_sandbox.controller.credentials import read_token
 
@@ -32,6 +34,10 @@ CLIENT_COMMANDS = {
     "get": run_get,
     "describe": run_describe,
     "delete": run_delete,
+    "start": run_verb,
+    "stop": run_verb,
+    "restart": run_verb,
+    "gc": run_gc,
 }
 
 

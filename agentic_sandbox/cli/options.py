@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from agentic_sandbox.cli.verbs import add_verb_commands
 from agentic_sandbox.controller.config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
@@ -301,6 +302,31 @@ def _add_delete(
     delete.set_defaults(command="delete")
 
 
+def _add_gc(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parent: argparse.ArgumentParser
+) -> None:
+    gc = subparsers.add_parser(
+        "gc",
+        parents=[parent],
+        help="remove orphaned containers and workspaces now, or list them with --dry-run",
+        description="Run one garbage collection pass on the controller and show each object it "
+        "removed, or with --dry-run would remove, and why. The rules are those of the periodic "
+        "pass: only this controller's objects whose instance is gone, and stopped unowned "
+        "containers whose name has the opt-in prefix.",
+    )
+    gc.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed; remove nothing"
+    )
+    gc.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json"),
+        metavar="FORMAT",
+        help="output format: yaml or json (default: a table)",
+    )
+    gc.set_defaults(command="gc")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
@@ -314,4 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_get(subparsers, parent)
     _add_describe(subparsers, parent)
     _add_delete(subparsers, parent)
+    add_verb_commands(subparsers, parent)
+    _add_gc(subparsers, parent)
     return parser

@@ -65,6 +65,12 @@ class Settings:
     docker_monitor_enabled: bool = True
     docker_poll_interval: float = 30.0
     docker_orphaned_age: float = 3600.0
+    # Garbage collector: the minimum age of an owned container or workspace before removal, the
+    # name prefix that opts containers with only the agentic-sandbox=true marker in ("" turns
+    # that off), and the wait before the first sweep (None: one poll interval, at least 30 s).
+    gc_creation_grace: float = 60.0
+    docker_orphan_name_prefix: str = "task-"
+    gc_startup_delay: float | None = None
     # Address sandboxes dial for the agent gRPC server; None means host.docker.internal:grpc_port.
     management_server: str | None = None
 
@@ -118,5 +124,12 @@ class Settings:
         settings.docker_monitor_enabled = _env_bool(env, "DOCKER_MONITOR_ENABLED", True)
         settings.docker_poll_interval = _env_number(env, "DOCKER_POLL_INTERVAL_SECS", 30.0, 1)
         settings.docker_orphaned_age = _env_number(env, "DOCKER_ORPHANED_AGE_SECS", 3600.0, 0)
+        settings.gc_creation_grace = _env_number(env, "AGENTIC_SANDBOX_GC_GRACE_SECS", 60.0, 0)
+        # Set but empty is meaningful here: it turns the name-prefix opt-in off.
+        settings.docker_orphan_name_prefix = env.get("DOCKER_ORPHAN_NAME_PREFIX", "task-").strip()
+        if env.get("AGENTIC_SANDBOX_GC_STARTUP_DELAY_SECS"):
+            settings.gc_startup_delay = _env_number(
+                env, "AGENTIC_SANDBOX_GC_STARTUP_DELAY_SECS", 0.0, 0
+            )
         settings.management_server = env.get("AGENTIC_CONTAINER_GRPC_SERVER") or None
         return settings

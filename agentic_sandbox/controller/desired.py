@@ -6,7 +6,9 @@ mount may use, whether the Docker socket may be mounted, where per-instance work
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from agentic_sandbox.runtimes.base import (
 
 DOCKER_SOCKETS = frozenset({"/var/run/docker.sock", "/run/docker.sock"})
 WORKSPACE_PATH = "/workspace"
+# File in each workspace naming the controller and instance uid it was created for. The
+# garbage collector removes a workspace only when this file proves the controller made it.
+WORKSPACE_OWNER_FILE = ".agentic-sandbox-owner"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,28 @@ def ownership_labels(instance: Instance, controller_id: str) -> dict[str, str]:
 
 def workspace_dir(instance: Instance, policy: HostPolicy) -> Path:
     return policy.workspace_root / instance.metadata.namespace / instance.metadata.name
+
+
+def write_workspace_owner(workspace: Path, instance: Instance, controller_id: str) -> None:
+    """Write the owner file of ``workspace`` as JSON: controller id, instance uid and key.
+
+    The sandbox can write to its workspace, so the file is written to a fresh temporary name and
+    renamed over the old one: a symlink planted at the owner file's name is replaced, never
+    followed.
+    """
+    owner = {
+        "controller": controller_id,
+        "uid": str(instance.metadata.uid),
+        "instance": instance.key,
+    }
+    descriptor, temporary = tempfile.mkstemp(dir=workspace, prefix=f"{WORKSPACE_OWNER_FILE}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(owner, file)
+        os.replace(temporary, workspace / WORKSPACE_OWNER_FILE)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
@@ -132,6 +159,7 @@ def build_sandbox_spec(instance: Instance, policy: HostPolicy) -> SandboxSpec:
     if spec.agentshare:
         workspace = workspace_dir(instance, policy)
         workspace.mkdir(parents=True, exist_ok=True)
+        write_workspace_owner(workspace, instance, policy.controller_id)
         mounts.append(MountSpec(str(workspace), WORKSPACE_PATH, False))
 
     labels = ownership_labels(instance, policy.controller_id)

@@ -13,6 +13,7 @@ import logging
 
 from agentic_sandbox.controller.backoff import ExponentialBackoff, RetryLimiter, TokenBucket
 from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.gc import GarbageCollector, GcSettings
 from agentic_sandbox.controller.metrics import ControllerMetrics
 from agentic_sandbox.controller.queue import WorkQueue
 from agentic_sandbox.controller.reconciler import InstanceReconciler
@@ -46,7 +47,9 @@ class Controller:
         node: str,
         workers: int = 16,
         resync_interval: float = 300.0,
+        gc: GcSettings | None = None,
     ) -> None:
+        """``gc`` configures the garbage collector; None leaves its periodic sweep off."""
         self.store = store
         self.runtime = runtime
         self.policy = policy
@@ -64,6 +67,16 @@ class Controller:
             self.queue, self.reconciler.reconcile, workers=workers, metrics=self.metrics
         )
         self._resync_interval = resync_interval
+        # Built even when its periodic sweep is off, so that a dry run can be requested.
+        self.gc = GarbageCollector(
+            store=store,
+            runtime=runtime,
+            recorder=self.recorder,
+            metrics=self.metrics,
+            controller_id=policy.controller_id,
+            workspace_root=policy.workspace_root,
+            settings=gc or GcSettings(enabled=False),
+        )
         self._triggers: list[asyncio.Task[None]] = []
 
     async def run(self) -> None:
@@ -87,11 +100,14 @@ class Controller:
                 ),
             ]
             group.create_task(self._workers.run())
+            if self.gc.settings.enabled:
+                group.create_task(self.gc.run())
 
     async def stop(self, grace_seconds: float = 10.0) -> bool:
         """Stop taking new work and wait up to ``grace_seconds`` for running reconciles."""
         for task in self._triggers:
             task.cancel()
+        self.gc.stop()
         self.queue.shut_down()
         drained = await self.queue.drain(grace_seconds)
         if not drained:

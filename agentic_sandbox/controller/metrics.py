@@ -17,6 +17,9 @@ class ControllerMetrics:
     reconcile_seconds_count: int = 0
     runtime_event_streams: int = 0
     store_relists: int = 0
+    # Garbage collection: objects removed by type (container, workspace), and sweeps by result.
+    gc_removals: Counter[str] = field(default_factory=Counter)
+    gc_sweeps: Counter[str] = field(default_factory=Counter)
 
     def observe_reconcile(self, result: str, seconds: float) -> None:
         self.reconciles[result] += 1

@@ -36,14 +36,17 @@ class EventRecorder:
         severity: EventSeverity = EventSeverity.NORMAL,
         source: str | None = None,
         details: dict[str, str] | None = None,
+        instance_key: str | None = None,
+        uid: str | None = None,
     ) -> None:
+        """Append one event. ``instance_key`` and ``uid`` name an instance whose record is gone."""
         event = Event(
             name=str(name),
             severity=severity,
             reason=reason,
             message=message,
-            instance=instance.key if instance is not None else None,
-            uid=instance.metadata.uid if instance is not None else None,
+            instance=instance.key if instance is not None else instance_key,
+            uid=instance.metadata.uid if instance is not None else uid,
             source=source,
             details=details or {},
         )

@@ -68,8 +68,7 @@ def _apply_start(instance: Instance) -> None:
 def _apply_restart(instance: Instance, grace_seconds: int | None) -> None:
     if instance.spec.run_strategy == RunStrategy.HALTED:
         raise InvalidResource(
-            f"instance {instance.key} is stopped (runStrategy Halted); use start instead of "
-            "restart"
+            f"instance {instance.key} is stopped (runStrategy Halted); use start instead of restart"
         )
     annotations = instance.metadata.annotations
     annotations[REQUESTED_ACTION_ANNOTATION] = _request_value(Verb.RESTART)
