@@ -6,6 +6,7 @@ is imported only when the server actually starts so client commands stay fast.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from agentic_sandbox.cli.main import run_cli
@@ -19,7 +20,16 @@ def _serve(settings: Settings) -> int:
 
 
 def main() -> None:
-    sys.exit(run_cli(serve=_serve))
+    try:
+        code = run_cli(serve=_serve)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (as in `sandboxctl get instances | head`). Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again, and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

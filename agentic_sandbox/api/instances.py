@@ -29,7 +29,7 @@ from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.instance import Instance, Phase
 from agentic_sandbox.crds.meta import API_VERSION, SOURCE_ANNOTATION, Resource
 from agentic_sandbox.crds.validation import validate_resource
-from agentic_sandbox.errors import FieldError
+from agentic_sandbox.errors import FieldError, NotFound
 from agentic_sandbox.store.apply import ApplyOutcome, apply
 from agentic_sandbox.store.base import Store
 
@@ -104,6 +104,39 @@ def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None
         )
 
 
+async def check_api_may_write(
+    store: Store, request: Request, *, namespace: str, name: str, deleting: bool = False
+) -> None:
+    """Reject a write to an instance that another source (a manifest file) owns, with 409.
+
+    The owner would undo the change at its next sync, or the API would silently take the
+    instance away from its file. For an apply, ``takeover=true`` moves ownership to the API on
+    purpose. A delete must go through the owner, except for an instance already being deleted
+    (so that a stuck deletion can still be forced).
+    """
+    if not deleting and query_bool(request, "takeover"):
+        return
+    try:
+        existing = await store.get(KIND, namespace, name)
+    except NotFound:
+        return
+    owner = existing.metadata.annotations.get(SOURCE_ANNOTATION)
+    if not owner or owner == API_SOURCE or existing.metadata.deletion_timestamp is not None:
+        return
+    if deleting:
+        fix = "delete it there (remove the object from its file, or the file)"
+    else:
+        fix = (
+            "edit it there, or repeat the request with takeover=true (sandboxctl apply "
+            "--takeover) to manage it through the API from now on"
+        )
+    raise ApiProblem(
+        409,
+        f"instance {namespace}/{name} is managed by {owner}; {fix}",
+        kind="OwnedByOtherSource",
+    )
+
+
 class InstanceRoutes:
     """Handlers of the ``/api/v1/instances`` routes over one store."""
 
@@ -169,6 +202,7 @@ class InstanceRoutes:
         body = _with_namespace(await read_json_object(request), namespace)
         resource = _validate_instance(body)
         _check_url_matches(resource, name=name, namespace=namespace)
+        await check_api_may_write(self._store, request, namespace=namespace, name=name)
 
         applied, outcome = await apply(self._store, resource, source=API_SOURCE)
         status = 201 if outcome is ApplyOutcome.CREATED else 200
@@ -188,6 +222,9 @@ class InstanceRoutes:
         """
         namespace = query_namespace(request)
         name = request.path_params["name"]
+        await check_api_may_write(
+            self._store, request, namespace=namespace, name=name, deleting=True
+        )
         if query_bool(request, "force"):
             forced = await force_delete(
                 self._store,

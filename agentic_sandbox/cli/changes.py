@@ -38,7 +38,7 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
         manifest.pop("status", None)
         reference = _reference(resource.kind, resource.metadata.name)
         try:
-            _, outcome = client.apply_instance(manifest)
+            _, outcome = client.apply_instance(manifest, takeover=args.takeover)
         except ApiError as error:
             failures += 1
             print_error(CliError(f"{reference}: {error.message}", details=error.details))
@@ -48,11 +48,17 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
 
 
 def _delete_one(
-    client: ApiClient, *, kind: str, namespace: str, name: str, force: bool = False
+    client: ApiClient,
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    force: bool = False,
+    takeover: bool = False,
 ) -> bool:
     reference = _reference(kind, name)
     try:
-        client.delete_instance(namespace, name, force=force)
+        client.delete_instance(namespace, name, force=force, takeover=takeover)
     except ApiError as error:
         if error.status == 404:
             message = f"{reference}: not found in namespace {namespace}"
@@ -92,6 +98,13 @@ def run_delete(args: argparse.Namespace, client: ApiClient) -> int:
         if key in seen:
             continue
         seen.add(key)
-        if not _delete_one(client, kind=kind, namespace=namespace, name=name, force=args.force):
+        deleted = _delete_one(
+            client,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            force=args.force,
+        )
+        if not deleted:
             failures += 1
     return 1 if failures else 0

@@ -105,11 +105,15 @@ class ApiClient:
     def get_instance(self, namespace: str, name: str) -> dict[str, Any]:
         return self._json("GET", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
 
-    def apply_instance(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    def apply_instance(
+        self, manifest: dict[str, Any], *, takeover: bool = False
+    ) -> tuple[dict[str, Any], str]:
         """PUT a full manifest; returns the stored object and created, updated or unchanged."""
         metadata = manifest["metadata"]
         path = f"{INSTANCES_PATH}/{metadata['name']}"
         params = {"namespace": metadata.get("namespace", "default")}
+        if takeover:
+            params["takeover"] = "true"
         response = self._send("PUT", path, params=params, json=manifest)
         outcome = response.headers.get(APPLY_OUTCOME_HEADER, "")
         if not outcome:
@@ -119,8 +123,12 @@ class ApiClient:
     def post(self, path: str, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._json("POST", path, params=params)
 
-    def delete_instance(self, namespace: str, name: str, *, force: bool = False) -> dict[str, Any]:
+    def delete_instance(
+        self, namespace: str, name: str, *, force: bool = False, takeover: bool = False
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"namespace": namespace}
+        if takeover:
+            params["takeover"] = "true"
         if force:
             params["force"] = "true"
         return self._json("DELETE", f"{INSTANCES_PATH}/{name}", params=params)

@@ -261,6 +261,12 @@ def _add_apply(
         help="manifest file, directory (searched recursively for *.yaml, *.yml "
         "and *.json) or - for standard input; repeat for several",
     )
+    apply.add_argument(
+        "--takeover",
+        action="store_true",
+        help="manage instances through the API even when a manifest file in the watched "
+        "directory owns them (the file stops managing them)",
+    )
     apply.set_defaults(command="apply")
 
 

@@ -374,10 +374,22 @@ class GarbageCollector:
                     result.kept[candidate.id] = kept
             return result
 
+    async def _with_finish_time(self, state: SandboxState) -> SandboxState:
+        if state.labels.get(LABEL_CONTROLLER) is not None or state.finished_at is not None:
+            return state
+        prefix = self.settings.name_prefix
+        if not prefix or not state.name.startswith(prefix) or state.status not in STOPPED:
+            return state
+        inspected = await self._runtime.inspect(state.id)
+        return inspected if inspected is not None else state
+
     async def _find_candidates(self) -> tuple[list[Candidate], dict[str, WorkspaceOwner]]:
         # Observe the runtime and the host first and list the store last, so that everything
         # observed belongs to an instance the listing already contains, unless it is gone.
-        sandboxes = await self._runtime.list_owned(self._selector())
+        # The cheap listing has labels, state and creation time, which the owned rule needs.
+        # Only marker-only containers that could qualify are inspected, for their finish time.
+        listed = await self._runtime.list_owned(self._selector(), detailed=False)
+        sandboxes = [await self._with_finish_time(state) for state in listed]
         owners = await asyncio.to_thread(scan_workspaces, self._workspace_root)
         listing = await self._list_instances()
 

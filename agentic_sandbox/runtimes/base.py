@@ -123,8 +123,15 @@ class Runtime(Protocol):
 
     async def inspect(self, sandbox_id: str) -> SandboxState | None: ...
 
-    async def list_owned(self, labels: dict[str, str]) -> list[SandboxState]:
-        """List every sandbox, running or not, whose labels include all of ``labels``."""
+    async def list_owned(
+        self, labels: dict[str, str], *, detailed: bool = True
+    ) -> list[SandboxState]:
+        """List every sandbox, running or not, whose labels include all of ``labels``.
+
+        With ``detailed=False`` a driver may leave out what a listing does not carry cheaply
+        (exit code, start and finish times, OOM flag, IP); id, name, labels, status, creation
+        time and image are always filled in.
+        """
 
     def events(self, labels: dict[str, str]) -> AsyncGenerator[RuntimeEvent, None]:
         """Stream changes to sandboxes carrying ``labels``.

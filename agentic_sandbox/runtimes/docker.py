@@ -46,6 +46,7 @@ from agentic_sandbox.runtimes.docker_convert import (
     reject_socket_mounts,
     socket_paths,
     state_from_inspect,
+    state_from_summary,
     tini_exec_failure,
 )
 from agentic_sandbox.runtimes.docker_events import EventPump, EventStream
@@ -295,13 +296,16 @@ class DockerRuntime:
             return None  # a log driver that cannot be read back leaves the reason unknown
         return tini_exec_failure(output.decode("utf-8", errors="replace"))
 
-    async def list_owned(self, labels: dict[str, str]) -> list[SandboxState]:
+    async def list_owned(
+        self, labels: dict[str, str], *, detailed: bool = True
+    ) -> list[SandboxState]:
         """List every container, running or not, whose labels include all of ``labels``.
 
-        Costs one list call plus one inspect per match, run concurrently on the pool. The list
-        data lacks exit codes, start and finish times and the OOM flag, which the controller
-        needs, so a cheaper result would be a wrong one. Filtered by an instance uid, a list
-        matches one container, or two while a recreate is under way.
+        Detailed, it costs one list call plus one inspect per match, run concurrently on the
+        pool, because the list data lacks exit codes, start and finish times and the OOM flag,
+        which the reconciler needs. Filtered by an instance uid, a list matches one container,
+        or two while a recreate is under way. ``detailed=False`` is the list call alone, for
+        callers such as the garbage collector that scan every container.
         """
         filters = {"label": label_filters(labels)}
         try:
@@ -310,6 +314,8 @@ class DockerRuntime:
             )
         except APIError as exc:
             raise api_error("list", exc) from exc
+        if not detailed:
+            return [state_from_summary(summary) for summary in summaries]
         states = await asyncio.gather(*(self.inspect(str(s["Id"])) for s in summaries))
         # A container removed between the list and its inspect is simply gone.
         return [state for state in states if state is not None]

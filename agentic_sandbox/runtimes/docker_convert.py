@@ -177,6 +177,20 @@ def _first_ip(networks: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def state_from_summary(summary: Mapping[str, Any]) -> SandboxState:
+    """Build a SandboxState from one entry of a container listing (no exit facts)."""
+    names = summary.get("Names") or [""]
+    created = summary.get("Created")
+    return SandboxState(
+        id=str(summary["Id"]),
+        name=str(names[0]).lstrip("/"),
+        labels=dict(summary.get("Labels") or {}),
+        status=_status(str(summary.get("State", ""))),
+        created_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+        image=str(summary.get("Image", "")),
+    )
+
+
 def state_from_inspect(data: Mapping[str, Any]) -> SandboxState:
     """Map the JSON of ``GET /containers/{id}/json`` to a SandboxState.
 

@@ -244,7 +244,10 @@ class FakeRuntime:
         sandbox = self.sandboxes.get(sandbox_id) or self._find_name(sandbox_id)
         return None if sandbox is None else sandbox.state()
 
-    async def list_owned(self, labels: dict[str, str]) -> list[SandboxState]:
+    async def list_owned(
+        self, labels: dict[str, str], *, detailed: bool = True
+    ) -> list[SandboxState]:
+        # The fake always has every detail at hand, so both forms return full states.
         await self._enter("list_owned", _selector(labels))
         return [s.state() for s in self.sandboxes.values() if _matches(s.labels, labels)]
 

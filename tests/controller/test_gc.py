@@ -312,7 +312,7 @@ async def test_unowned_started_after_listing_kept(harness: Harness) -> None:
     harness.clock.advance(ORPHANED_AGE + 1)
     listed = harness.runtime.list_owned
 
-    async def list_then_start(labels: dict[str, str]) -> list[SandboxState]:
+    async def list_then_start(labels: dict[str, str], **options: bool) -> list[SandboxState]:
         states = await listed(labels)
         await harness.runtime.start(unowned.id)  # another tool starts it meanwhile
         return states
@@ -347,7 +347,7 @@ async def test_store_listed_after_containers(harness: Harness) -> None:
     order: list[str] = []
     listed, store_list = harness.runtime.list_owned, harness.store.list
 
-    async def list_owned(labels: dict[str, str]) -> list[SandboxState]:
+    async def list_owned(labels: dict[str, str], **options: bool) -> list[SandboxState]:
         order.append("containers")
         return await listed(labels)
 

@@ -545,3 +545,18 @@ async def test_silent_daemon_times_out(tmp_path: Path) -> None:
         for writer in connections:
             writer.close()
         await server.wait_closed()
+
+
+async def test_list_owned_cheap_listing(
+    runtime: DockerRuntime, busybox_image: str, controller_id: str
+) -> None:
+    created = await runtime.create(make_spec(busybox_image, controller_id))
+
+    (listed,) = await runtime.list_owned({LABEL_CONTROLLER: controller_id}, detailed=False)
+
+    assert listed.id == created.id
+    assert listed.name == created.name
+    assert listed.status == SandboxStatus.CREATED
+    assert listed.labels[LABEL_CONTROLLER] == controller_id
+    assert listed.created_at is not None
+    assert abs((listed.created_at - created.created_at).total_seconds()) < 2  # type: ignore[operator]

@@ -111,8 +111,9 @@ async def test_pump_backlog_overflow_ends_stream() -> None:
     # The backlog limit counts the connection marker that comes before the events.
     pump = make_pump(stream, max_backlog=3)
     # Once the stream is drained, the thread has posted all five events, and their delivery
-    # callbacks are queued on the loop ahead of this wait's own completion.
-    await asyncio.to_thread(stream.drained.wait)
+    # callbacks are queued on the loop ahead of this wait's own completion. The overflow can
+    # also stop the thread before it drains the stream, so the wait is bounded.
+    await asyncio.to_thread(stream.drained.wait, 5.0)
 
     delivered = [await pump.get(), await pump.get(), await pump.get()]
     with pytest.raises(RuntimeUnavailable, match="relist"):
