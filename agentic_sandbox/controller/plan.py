@@ -75,7 +75,7 @@ class Observation:
     sandboxes: list[SandboxState]
     now: datetime
     desired_hash: str
-    # Hashes of the instance's spec under each hash-schema version the controller knows, so a
+    # Hashes of the instance's spec under each hash-schema version the controller supports, so a
     # sandbox created by an older controller is recognised as unchanged.
     hashes_by_schema: dict[str, str]
 
@@ -215,7 +215,7 @@ def _plan_existing(
             operations.append(Operation(OpKind.START, cause, current.id))
         return Plan(operations, keep=current)
 
-    # The sandbox has exited (or is dead): restart it only when the run strategy says so.
+    # The sandbox has exited (or is dead): restart it only when the run strategy calls for it.
     if strategy in (RunStrategy.HALTED, RunStrategy.MANUAL, RunStrategy.ONCE):
         return Plan(operations, keep=current)
     if strategy == RunStrategy.RERUN_ON_FAILURE and not exit_failed(current):

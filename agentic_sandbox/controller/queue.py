@@ -3,7 +3,7 @@
 Guarantees:
 
 - A key waiting in the queue is stored once, however often it is added (dedupe).
-- A key is never handed to two workers at once. A key added while a worker holds it is marked
+- A key is never handed to two workers at once. A key added while a worker processes it is marked
   dirty and handed out again after the worker calls ``done``, so a change during a reconcile is
   never lost.
 - Keys come out in the order they first became ready (FIFO).

@@ -48,7 +48,7 @@ STATUS_WRITE_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class Result:
-    """What the worker does next with the key: nothing, or reconcile again after a delay."""
+    """The worker's next step for the key: nothing, or another reconcile after a delay."""
 
     requeue_after: float | None = None
 
@@ -211,7 +211,7 @@ class InstanceReconciler:
             observation = await self._observe(instance)
             await executor.run(instance, plan(observation))
         except SandboxError as error:
-            # The record stays until its sandboxes are gone; status says what blocks it, and
+            # The record stays until its sandboxes are gone; status shows what blocks it, and
             # `sandboxctl delete --force` releases the finalizer when the cause cannot be fixed.
             log.warning("deletion blocked reason=%s error=%s", error.reason, error)
             blocked = Outcome(sandbox=executor.last_seen, error=error)

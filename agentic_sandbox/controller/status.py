@@ -32,7 +32,7 @@ EXITED_STATES = (SandboxStatus.EXITED, SandboxStatus.DEAD)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one reconcile ended with."""
+    """The result of one reconcile: the sandbox seen last, any error, restarts and retries."""
 
     sandbox: SandboxState | None
     runtime: str = "docker"

@@ -98,7 +98,7 @@ async def request_verb(
         assert isinstance(found, Instance)
         instance = found
         if instance.metadata.deletion_timestamp is not None:
-            raise InvalidResource(f"instance {instance.key} is being deleted; {verb} is refused")
+            raise InvalidResource(f"instance {instance.key} is being deleted; {verb} is rejected")
         if verb == Verb.STOP:
             _apply_stop(instance, grace_seconds)
         elif verb == Verb.START:

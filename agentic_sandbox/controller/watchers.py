@@ -7,7 +7,7 @@
   made while it was down were not seen.
 - The periodic resync enqueues every instance. It is a safety net, not the mechanism.
 
-None of these act on an event's content; they only say which key to look at again.
+None of these act on an event's content; they only name the key to reconcile again.
 """
 
 from __future__ import annotations
