@@ -38,7 +38,7 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
         manifest.pop("status", None)
         reference = _reference(resource.kind, resource.metadata.name)
         try:
-            _, outcome = client.apply_instance(manifest, takeover=args.takeover)
+            _, outcome = client.apply_instance(manifest, takeover=getattr(args, "takeover", False))
         except ApiError as error:
             failures += 1
             print_error(CliError(f"{reference}: {error.message}", details=error.details))
