@@ -18,8 +18,14 @@ import sys
 from collections.abc import Generator
 
 import uvicorn
+from starlette.applications import Starlette
 
 from agentic_sandbox.api.app import create_app
+from agentic_sandbox.api.limits import (
+    KEEP_ALIVE_TIMEOUT_SECONDS,
+    MAX_CONCURRENT_CONNECTIONS,
+    MAX_HEADER_BYTES,
+)
 from agentic_sandbox.controller.config import Settings
 from agentic_sandbox.controller.credentials import (
     load_or_create_controller_id,
@@ -108,6 +114,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    """Configure uvicorn with the connection and header limits of ``api/limits.py``.
+
+    ``http="h11"`` is fixed because the header size limit is an h11 setting: with httptools
+    installed, uvicorn's default ``auto`` would pick httptools and ignore it.
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="off",
+        http="h11",
+        limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_TIMEOUT_SECONDS,
+    )
+
+
 def serve(settings: Settings) -> int:
     """Run the controller until a signal arrives; return the process exit code."""
     configure_logging(settings.log_level)
@@ -160,10 +185,17 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
             startup_delay=settings.gc_startup_delay,
         ),
     )
-    api = create_app(store=store, event_log=store.events, token=token, gc=controller.gc)
-    server = _EmbeddedServer(
-        uvicorn.Config(api, host=settings.host, port=settings.port, log_config=None, lifespan="off")
+    api = create_app(
+        store=store,
+        event_log=store.events,
+        token=token,
+        gc=controller.gc,
+        runtime=runtime,
+        controller_metrics=controller.metrics,
+        queue=controller.queue,
+        controller_id=controller_id,
     )
+    server = _EmbeddedServer(server_config(api, settings))
     source = None
     if settings.manifests_dir is not None:
         source = DirectorySource(settings.manifests_dir, store=store, event_log=store.events)

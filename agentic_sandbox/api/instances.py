@@ -1,9 +1,13 @@
-"""Instance routes: list, create, get, apply (PUT) and delete.
+"""Instance routes: list, create, get, apply (PUT), merge patch (PATCH) and delete.
 
 Responses carry the wire form of ``Resource.to_wire()``. Writes validate the body with the same
 validator the manifest loaders use, so a field error reads the same from a file and from the API.
 PUT is an idempotent apply through ``store.apply``: 201 when it created the object, 200 otherwise,
 and the ``Apply-Outcome`` header says ``created``, ``updated`` or ``unchanged``.
+
+Preconditions: a PUT or PATCH body with ``metadata.resourceVersion``, and a DELETE with
+``?resourceVersion=``, is rejected with 409 unless the stored object has that resourceVersion.
+A PUT without one is a plain apply. Every write takes ``dryRun=All`` (see ``api.dryrun``).
 """
 
 from __future__ import annotations
@@ -15,12 +19,22 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentic_sandbox.api.bodies import read_json_object
+from agentic_sandbox.api.dryrun import DryRunner, DryRunStore, discarding_recorder, query_dry_run
 from agentic_sandbox.api.params import (
     bad_parameter,
     query_bool,
     query_label_selector,
     query_namespace,
     query_namespace_filter,
+)
+from agentic_sandbox.api.patch import (
+    PATCH_ATTEMPTS,
+    get_expecting,
+    merge_patch,
+    patch_resource_version,
+    read_merge_patch,
+    stored_manifest,
+    write_owned_parts,
 )
 from agentic_sandbox.api.problems import ApiProblem
 from agentic_sandbox.api.routing import method_route
@@ -29,7 +43,7 @@ from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.instance import Instance, Phase
 from agentic_sandbox.crds.meta import API_VERSION, SOURCE_ANNOTATION, Resource
 from agentic_sandbox.crds.validation import validate_resource
-from agentic_sandbox.errors import FieldError, NotFound
+from agentic_sandbox.errors import Conflict, FieldError, NotFound
 from agentic_sandbox.store.apply import ApplyOutcome, apply
 from agentic_sandbox.store.base import Store
 
@@ -140,9 +154,18 @@ async def check_api_may_write(
 class InstanceRoutes:
     """Handlers of the ``/api/v1/instances`` routes over one store."""
 
-    def __init__(self, store: Store, recorder: EventRecorder) -> None:
+    def __init__(
+        self, store: Store, recorder: EventRecorder, *, dry_run: DryRunner | None = None
+    ) -> None:
         self._store = store
         self._recorder = recorder
+        self._dry_run = dry_run or DryRunner()
+
+    def _writer(self, dry_run: bool) -> tuple[Store, EventRecorder]:
+        """Return the store and recorder a write uses: simulated ones for a dry run."""
+        if dry_run:
+            return DryRunStore(self._store), discarding_recorder()
+        return self._store, self._recorder
 
     def routes(self) -> list[Route]:
         item_path = f"{COLLECTION_PATH}/{{name}}"
@@ -155,6 +178,7 @@ class InstanceRoutes:
                 {
                     "GET": self.get_instance,
                     "PUT": self.apply_instance,
+                    "PATCH": self.patch_instance,
                     "DELETE": self.delete_instance,
                 },
             ),
@@ -182,14 +206,19 @@ class InstanceRoutes:
 
     async def create_instance(self, request: Request) -> JSONResponse:
         namespace = query_namespace(request)
+        dry_run = query_dry_run(request)
         body = _with_namespace(await read_json_object(request), namespace)
         resource = _validate_instance(body)
         resource.metadata.annotations[SOURCE_ANNOTATION] = API_SOURCE
 
-        created = await self._store.create(resource)
-        return JSONResponse(
-            created.to_wire(), status_code=201, headers={"Location": _object_path(created)}
-        )
+        store, _ = self._writer(dry_run)
+        created = await store.create(resource)
+        headers = {"Location": _object_path(created)}
+        if dry_run:
+            return await self._dry_run.respond(
+                created, action="create", outcome="created", status_code=201, headers=headers
+            )
+        return JSONResponse(created.to_wire(), status_code=201, headers=headers)
 
     async def get_instance(self, request: Request) -> JSONResponse:
         namespace = query_namespace(request)
@@ -199,18 +228,70 @@ class InstanceRoutes:
     async def apply_instance(self, request: Request) -> JSONResponse:
         name = request.path_params["name"]
         namespace = query_namespace(request)
+        dry_run = query_dry_run(request)
         body = _with_namespace(await read_json_object(request), namespace)
         resource = _validate_instance(body)
         _check_url_matches(resource, name=name, namespace=namespace)
-        await check_api_may_write(self._store, request, namespace=namespace, name=name)
+        store, _ = self._writer(dry_run)
+        await check_api_may_write(store, request, namespace=namespace, name=name)
 
-        applied, outcome = await apply(self._store, resource, source=API_SOURCE)
+        expected = resource.metadata.resource_version
+        if expected is None:
+            applied, outcome = await apply(store, resource, source=API_SOURCE)
+        else:
+            current = await get_expecting(
+                store, kind=KIND, namespace=namespace, name=name, resource_version=expected
+            )
+            applied, outcome = await write_owned_parts(store, current, resource, source=API_SOURCE)
         status = 201 if outcome is ApplyOutcome.CREATED else 200
-        return JSONResponse(
-            applied.to_wire(),
-            status_code=status,
-            headers={APPLY_OUTCOME_HEADER: outcome.value, "Location": _object_path(applied)},
-        )
+        headers = {APPLY_OUTCOME_HEADER: outcome.value, "Location": _object_path(applied)}
+        if dry_run:
+            return await self._dry_run.respond(
+                applied, action="apply", outcome=outcome.value, status_code=status, headers=headers
+            )
+        return JSONResponse(applied.to_wire(), status_code=status, headers=headers)
+
+    async def patch_instance(self, request: Request) -> JSONResponse:
+        """Apply a JSON merge patch to the stored manifest and write the result like a PUT.
+
+        Without a resourceVersion in the patch, a concurrent change is not overwritten: the
+        patch is applied again to the fresh object, a few times at most.
+        """
+        name = request.path_params["name"]
+        namespace = query_namespace(request)
+        dry_run = query_dry_run(request)
+        patch = await read_merge_patch(request)
+        expected = patch_resource_version(patch)
+        store, _ = self._writer(dry_run)
+        await check_api_may_write(store, request, namespace=namespace, name=name)
+
+        for _ in range(PATCH_ATTEMPTS):
+            if expected is None:
+                current = await store.get(KIND, namespace, name)
+            else:
+                current = await get_expecting(
+                    store, kind=KIND, namespace=namespace, name=name, resource_version=expected
+                )
+            resource = _validate_instance(merge_patch(stored_manifest(current), patch))
+            _check_url_matches(resource, name=name, namespace=namespace)
+            try:
+                patched, outcome = await write_owned_parts(
+                    store, current, resource, source=API_SOURCE
+                )
+            except Conflict:
+                if expected is not None:
+                    raise
+                continue
+            break
+        else:
+            raise Conflict(f"instance {namespace}/{name} kept changing while it was patched")
+
+        headers = {APPLY_OUTCOME_HEADER: outcome.value}
+        if dry_run:
+            return await self._dry_run.respond(
+                patched, action="patch", outcome=outcome.value, headers=headers
+            )
+        return JSONResponse(patched.to_wire(), headers=headers)
 
     async def delete_instance(self, request: Request) -> JSONResponse:
         """Delete an instance and return the object as it was last stored.
@@ -219,22 +300,37 @@ class InstanceRoutes:
         response shows that. Once the record is gone, the response is the object read just
         before the delete. ``force=true`` also releases the runtime finalizer, so the record
         goes even when its sandboxes cannot be removed; that is recorded as an audit event.
+        ``resourceVersion`` makes the delete conditional on the stored object's version.
         """
         namespace = query_namespace(request)
         name = request.path_params["name"]
-        await check_api_may_write(
-            self._store, request, namespace=namespace, name=name, deleting=True
-        )
+        dry_run = query_dry_run(request)
+        expected = request.query_params.get("resourceVersion") or None
+        store, recorder = self._writer(dry_run)
+        await check_api_may_write(store, request, namespace=namespace, name=name, deleting=True)
+
         if query_bool(request, "force"):
+            if expected is not None:
+                # NOTE: checked before the forced delete, not atomically with it.
+                await get_expecting(
+                    store, kind=KIND, namespace=namespace, name=name, resource_version=expected
+                )
+            if dry_run:
+                # A forced delete removes the record whatever its finalizers, and the garbage
+                # collector, not the reconciler, removes the sandboxes it leaves.
+                existing = await store.get(KIND, namespace, name)
+                return await self._dry_run.respond(
+                    existing, action="delete", outcome="deleted", with_plan=False
+                )
             forced = await force_delete(
-                self._store,
-                self._recorder,
-                kind=KIND,
-                namespace=namespace,
-                name=name,
-                requested_by="api",
+                store, recorder, kind=KIND, namespace=namespace, name=name, requested_by="api"
             )
             return JSONResponse(forced.to_wire())
-        existing = await self._store.get(KIND, namespace, name)
-        marked = await self._store.delete(KIND, namespace, name)
+
+        existing = await store.get(KIND, namespace, name)
+        marked = await store.delete(KIND, namespace, name, resource_version=expected)
+        if dry_run:
+            return await self._dry_run.respond(
+                marked, action="delete", outcome="deleted" if marked is None else "marked"
+            )
         return JSONResponse((marked or existing).to_wire())

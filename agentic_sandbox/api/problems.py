@@ -4,6 +4,7 @@ Every error the API returns, from a failed bearer check to an unexpected excepti
 ``application/problem+json`` object with these members:
 
     type     a URI naming the kind of problem ("about:blank" for plain HTTP errors)
+    code     a stable machine-readable name of the problem, such as ``NotFound``
     title    the HTTP reason phrase of ``status``
     status   the HTTP status code
     detail   a sentence saying what failed, on which value, and what to do
@@ -11,6 +12,15 @@ Every error the API returns, from a failed bearer check to an unexpected excepti
 
 The project's error classes map to statuses here, so handlers raise the store's and the
 validator's errors unchanged and never build error responses by hand.
+
+``code`` is the problem's kind. For a project error it is the error's ``reason`` (``NotFound``,
+``Conflict``, ``Invalid``, ``StoreUnavailable``, ``RuntimeUnavailable``...). For an ApiProblem it
+is the ``kind`` the handler gives (``InvalidJson``, ``BodyTooLarge``, ``OwnedByOtherSource``,
+``Unauthorized``...). A plain HTTP error gets a name fixed per status in ``_CODE_BY_STATUS``
+(``MethodNotAllowed``). Clients branch on ``code``, ``type`` is the same name as a URI, and
+``detail`` is for people.
+
+A 503 caused by an unavailable store or runtime carries ``Retry-After`` in seconds.
 """
 
 from __future__ import annotations
@@ -42,6 +52,34 @@ logger = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # NOTE: the type URIs identify a kind of problem; nothing is served at them.
 PROBLEM_TYPE_BASE = "https://sandbox.agentic.dev/problems/"
+
+# Seconds a client should wait before retrying a request that failed because the store or the
+# runtime was unavailable. The controller's own retries of such failures start at 50 ms and back
+# off to 60 s, so 5 s is a hint for clients, not a promise of recovery.
+RETRY_AFTER_SECONDS = 5
+# Problem codes that mean "try again later". Responses with these codes carry Retry-After.
+UNAVAILABLE_CODES = frozenset({"StoreUnavailable", "RuntimeUnavailable", "RuntimeTimeout"})
+
+# Codes of plain HTTP errors (a route that does not exist, a method it does not serve), fixed
+# here because the reason phrases differ between Python versions.
+_CODE_BY_STATUS: Mapping[int, str] = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    408: "RequestTimeout",
+    409: "Conflict",
+    410: "Gone",
+    413: "BodyTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    501: "NotImplemented",
+    503: "ServiceUnavailable",
+}
 
 # Checked in order, so a subclass must come before its base class.
 _STATUS_BY_ERROR: Sequence[tuple[type[SandboxError], int]] = (
@@ -83,6 +121,13 @@ def problem_type(kind: str | None) -> str:
     return PROBLEM_TYPE_BASE + slug
 
 
+def problem_code(status: int, kind: str | None) -> str:
+    """Return the ``code`` member: the kind when there is one, else a name fixed per status."""
+    if kind is not None:
+        return kind
+    return _CODE_BY_STATUS.get(status, f"Http{status}")
+
+
 def _json_value(value: object) -> Any:
     """Return ``value`` when JSON can encode it, else its text, so a problem always renders."""
     try:
@@ -109,14 +154,21 @@ def problem_response(
     errors: Sequence[FieldError] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
+    code = problem_code(status, kind)
     body = {
         "type": problem_type(kind),
+        "code": code,
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "errors": [field_error_wire(error) for error in errors],
     }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    all_headers = dict(headers or {})
+    if code in UNAVAILABLE_CODES and "retry-after" not in {name.lower() for name in all_headers}:
+        all_headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JSONResponse(
+        body, status_code=status, headers=all_headers, media_type=PROBLEM_MEDIA_TYPE
+    )
 
 
 def status_for(error: SandboxError) -> int:
@@ -143,7 +195,11 @@ def _handle_sandbox_error(request: Request, exc: Exception) -> Response:
             exc_info=exc,
         )
     errors = exc.errors if isinstance(exc, InvalidResource) else []
-    return problem_response(status, str(exc), kind=exc.reason, errors=errors)
+    headers = {}
+    if isinstance(exc, StoreUnavailable | RuntimeUnavailable):
+        # Covers subclasses whose reason is not listed in UNAVAILABLE_CODES.
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return problem_response(status, str(exc), kind=exc.reason, errors=errors, headers=headers)
 
 
 def _handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -161,7 +217,9 @@ def _handle_unexpected(request: Request, exc: Exception) -> Response:
         exc_info=exc,
     )
     return problem_response(
-        500, "the server failed to handle the request; its log has the details", kind="Internal"
+        500,
+        "the server failed to handle the request; its log has the details",
+        kind="InternalError",
     )
 
 

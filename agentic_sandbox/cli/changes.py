@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from agentic_sandbox.cli.client import ApiClient, ApiError, CliError
+from agentic_sandbox.cli.client import ApiClient, ApiError, CliError, print_error
+from agentic_sandbox.cli.diff import unified_diff
 from agentic_sandbox.cli.manifests import load_documents
 from agentic_sandbox.crds.meta import object_key
 
@@ -18,18 +20,38 @@ DEFAULT_NAMESPACE = "default"
 APPLY_VERBS = {"created": "created", "updated": "configured", "unchanged": "unchanged"}
 
 
-def print_error(error: CliError) -> None:
-    print(f"error: {error.message}", file=sys.stderr)
-    for detail in error.details:
-        print(f"  {detail}", file=sys.stderr)
-
-
 def _reference(kind: str, name: str) -> str:
     return f"{kind.lower()}/{name}"
 
 
+def _print_server_dry_run(
+    client: ApiClient, reference: str, result: dict[str, Any], outcome: str
+) -> None:
+    """Print what an apply would change (a diff against the live object) and the plan."""
+    print(f"{reference} {APPLY_VERBS.get(outcome, outcome)} (server dry run)")
+    would_be = result.get("object")
+    if outcome == "updated" and isinstance(would_be, dict):
+        metadata = would_be.get("metadata") or {}
+        live = client.get_instance(metadata.get("namespace", DEFAULT_NAMESPACE), metadata["name"])
+        for line in unified_diff(live, would_be, reference=reference):
+            print(f"  {line}")
+    operations = result.get("plannedOperations")
+    if operations:
+        print("  planned operations:")
+        for operation in operations:
+            target = f" {str(operation['sandboxId'])[:12]}" if operation.get("sandboxId") else ""
+            print(f"    {operation['kind']}{target}: {operation['cause']}")
+    elif operations is not None:
+        print("  planned operations: none")
+    for warning in result.get("warnings") or []:
+        print(f"  warning: {warning}")
+
+
 def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
     documents = load_documents(args.filename)
+    # Both options may be absent from arguments built without them.
+    dry_run = getattr(args, "dry_run", "none")
+    takeover = getattr(args, "takeover", False)
     failures = 0
     for document in documents:
         resource = document.resource
@@ -37,13 +59,23 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
         # Status belongs to the controller; the server drops it anyway.
         manifest.pop("status", None)
         reference = _reference(resource.kind, resource.metadata.name)
+        if dry_run == "client":
+            print(f"{reference} valid (client dry run)")
+            continue
         try:
-            _, outcome = client.apply_instance(manifest, takeover=getattr(args, "takeover", False))
+            result, outcome = client.apply_instance(
+                manifest, takeover=takeover, dry_run=dry_run == "server"
+            )
+            if dry_run == "server":
+                _print_server_dry_run(client, reference, result, outcome)
+                continue
         except ApiError as error:
             failures += 1
             print_error(CliError(f"{reference}: {error.message}", details=error.details))
             continue
         print(f"{reference} {APPLY_VERBS.get(outcome, outcome)}")
+    if dry_run != "none":
+        print("Dry run: nothing was changed.", file=sys.stderr)
     return 1 if failures else 0
 
 

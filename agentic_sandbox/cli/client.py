@@ -7,7 +7,8 @@ never appears in an error message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,13 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details)
+
+
+def print_error(error: CliError) -> None:
+    """Print ``error: <message>`` and its indented details on standard error."""
+    print(f"error: {error.message}", file=sys.stderr)
+    for detail in error.details:
+        print(f"  {detail}", file=sys.stderr)
 
 
 class ApiError(CliError):
@@ -106,14 +114,20 @@ class ApiClient:
         return self._json("GET", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
 
     def apply_instance(
-        self, manifest: dict[str, Any], *, takeover: bool = False
+        self, manifest: dict[str, Any], *, takeover: bool = False, dry_run: bool = False
     ) -> tuple[dict[str, Any], str]:
-        """PUT a full manifest; returns the stored object and created, updated or unchanged."""
+        """PUT a full manifest; returns the stored object and created, updated or unchanged.
+
+        With ``dry_run`` the server changes nothing and returns a DryRunResult document, with
+        the would-be object and the planned operations, in place of the stored object.
+        """
         metadata = manifest["metadata"]
         path = f"{INSTANCES_PATH}/{metadata['name']}"
         params = {"namespace": metadata.get("namespace", "default")}
         if takeover:
             params["takeover"] = "true"
+        if dry_run:
+            params["dryRun"] = "All"
         response = self._send("PUT", path, params=params, json=manifest)
         outcome = response.headers.get(APPLY_OUTCOME_HEADER, "")
         if not outcome:
@@ -143,6 +157,27 @@ class ApiClient:
         """Run one garbage collection pass on the server; with ``dry_run``, remove nothing."""
         return self._json("POST", GC_SWEEP_PATH, params={"dryRun": "true" if dry_run else "false"})
 
+    def stream_logs(
+        self, namespace: str, name: str, *, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """Yield an instance's log output as it arrives; with ``follow`` until the sandbox stops."""
+        params: dict[str, Any] = {"namespace": namespace}
+        if tail is not None:
+            params["tail"] = tail
+        if follow:
+            params["follow"] = "true"
+        # A followed log may stay quiet for as long as the sandbox prints nothing.
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=None if follow else REQUEST_TIMEOUT)
+        path = f"{INSTANCES_PATH}/{name}/logs"
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._api_error(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
     def _json(
         self, method: str, path: str, *, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -168,12 +203,14 @@ class ApiClient:
             raise self._transport_error(exc) from exc
         if response.is_success:
             return response
+        raise self._api_error(response)
 
+    def _api_error(self, response: httpx.Response) -> ApiError:
         problem = _problem(response)
         details = _field_error_lines(problem)
         if response.status_code == 401 and self._token_hint:
             details.append(self._token_hint)
-        raise ApiError(response.status_code, problem, details=details)
+        return ApiError(response.status_code, problem, details=details)
 
     def _transport_error(self, exc: httpx.TransportError) -> CliError:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):

@@ -1,7 +1,8 @@
 """``sandboxctl``: parse the command line, run one command, return its exit code.
 
 Exit codes: 0 on success, 1 when a command failed (``error: ...`` on standard error), 2 for a
-command-line usage error.
+command-line usage error. ``diff`` follows kubectl instead: 1 means the manifests differ from the
+live objects and 2 means it failed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from agentic_sandbox.cli.changes import print_error, run_apply, run_delete
-from agentic_sandbox.cli.client import ApiClient, CliError
+from agentic_sandbox.cli.changes import run_apply, run_delete
+from agentic_sandbox.cli.client import ApiClient, CliError, print_error
 from agentic_sandbox.cli.describe import run_describe
+from agentic_sandbox.cli.diff import run_diff
+from agentic_sandbox.cli.events import run_events
 from agentic_sandbox.cli.gc import run_gc
 from agentic_sandbox.cli.get import run_get
+from agentic_sandbox.cli.logs import run_logs
 from agentic_sandbox.cli.options import (
     DEFAULT_SERVER,
     ENV_SERVER,
@@ -26,6 +30,7 @@ from agentic_sandbox.cli.options import (
 )
 from agentic_sandbox.cli.serve import ServeFunction, run_serve
 from agentic_sandbox.cli.verbs import run_verb
+from agentic_sandbox.cli.wait import run_wait
 from agentic_sandbox.controller.config import DEFAULT_STATE_DIR, Settings
 from agentic_sandbox.controller.credentials import read_token
 
@@ -38,6 +43,9 @@ CLIENT_COMMANDS = {
     "stop": run_verb,
     "restart": run_verb,
     "gc": run_gc,
+    "logs": run_logs,
+    "wait": run_wait,
+    "diff": run_diff,
 }
 
 
@@ -72,6 +80,9 @@ def resolve_token(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[str
 def _run_client_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     server = args.server or env.get(ENV_SERVER) or DEFAULT_SERVER
     token, hint = resolve_token(args, env)
+    if args.command == "events":
+        # Its own HTTP client has a read timeout sized for the stream's keep-alive comments.
+        return run_events(args, server=server, token=token, token_hint=hint)
     with ApiClient(server, token, token_hint=hint) as client:
         return CLIENT_COMMANDS[args.command](args, client)
 

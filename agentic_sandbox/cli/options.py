@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from agentic_sandbox.cli.diff import add_diff_command
+from agentic_sandbox.cli.events import add_events_command
+from agentic_sandbox.cli.logs import add_logs_command
 from agentic_sandbox.cli.verbs import add_verb_commands
+from agentic_sandbox.cli.wait import add_wait_command
 from agentic_sandbox.controller.config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
@@ -192,7 +196,8 @@ def _add_get(
         help="list instances or events",
         description="List instances, or show one, as a table or as YAML or JSON; or list events.",
         epilog="examples:\n  sandboxctl get instances -A -o wide\n"
-        "  sandboxctl get inst web -o yaml\n  sandboxctl get events --instance web",
+        "  sandboxctl get inst web -o yaml\n  sandboxctl get events --instance web\n"
+        "to watch new events as they happen: sandboxctl events --watch",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument(
@@ -266,6 +271,15 @@ def _add_apply(
         action="store_true",
         help="manage instances through the API even when a manifest file in the watched "
         "directory owns them (the file stops managing them)",
+    )
+    apply.add_argument(
+        "--dry-run",
+        choices=("none", "client", "server"),
+        default="none",
+        metavar="MODE",
+        help="none (default) applies; client only validates the manifests locally; server "
+        "runs every server check and prints what would change and the operations the "
+        "controller would run, changing nothing",
     )
     apply.set_defaults(command="apply")
 
@@ -347,5 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_describe(subparsers, parent)
     _add_delete(subparsers, parent)
     add_verb_commands(subparsers, parent)
+    add_logs_command(subparsers, parent)
+    add_wait_command(subparsers, parent)
+    add_diff_command(subparsers, parent)
+    add_events_command(subparsers, parent)
     _add_gc(subparsers, parent)
     return parser

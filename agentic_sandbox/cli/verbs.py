@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agentic_sandbox.cli.changes import print_error
-from agentic_sandbox.cli.client import INSTANCES_PATH, ApiClient, ApiError, CliError
+from agentic_sandbox.cli.client import INSTANCES_PATH, ApiClient, ApiError, CliError, print_error
 
 VERBS = {
     "start": "start stopped instances (restores the run strategy a stop replaced)",

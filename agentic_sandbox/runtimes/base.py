@@ -133,6 +133,24 @@ class Runtime(Protocol):
         time and image are always filled in.
         """
 
+    async def image_present(self, refs: list[str]) -> dict[str, bool]:
+        """Return, for each image reference in ``refs``, whether the image exists locally.
+
+        Read-only: it never pulls or builds. A reference without a tag means ``:latest``.
+        """
+
+    def logs(
+        self, sandbox_id: str, *, tail: int | None, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream the sandbox's output (stdout and stderr interleaved) as raw chunks.
+
+        ``tail`` limits the output to the last N lines (None: all of it). With ``follow`` the
+        stream stays open for new output until the sandbox stops. The first chunk is always
+        ``b""``, once the stream is open, so a caller can tell a failure to open (raised before
+        it: RuntimeObjectNotFound, RuntimeUnavailable) from a failure mid-stream. Closing the
+        iterator ends the stream.
+        """
+
     def events(self, labels: dict[str, str]) -> AsyncGenerator[RuntimeEvent, None]:
         """Stream changes to sandboxes carrying ``labels``.
 

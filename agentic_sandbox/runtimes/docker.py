@@ -50,6 +50,7 @@ from agentic_sandbox.runtimes.docker_convert import (
     tini_exec_failure,
 )
 from agentic_sandbox.runtimes.docker_events import EventPump, EventStream
+from agentic_sandbox.runtimes.docker_logs import LogPump, LogStream
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class DockerRuntime:
         )
         self._sockets = socket_paths(base_url)
         self._pumps: set[EventPump] = set()
+        self._log_pumps: set[LogPump] = set()
 
     async def ping(self) -> None:
         """Raise RuntimeUnavailable unless the daemon responds."""
@@ -320,6 +322,66 @@ class DockerRuntime:
         # A container removed between the list and its inspect is simply gone.
         return [state for state in states if state is not None]
 
+    async def image_present(self, refs: list[str]) -> dict[str, bool]:
+        """Return, for each reference, whether the image exists locally, from one list call.
+
+        References are compared after normalization, so ``busybox``,
+        ``busybox:latest`` and ``docker.io/library/busybox:latest`` name the same image.
+        """
+        try:
+            images = await self._docker.call("image list", lambda client: client.images())
+        except APIError as exc:
+            raise api_error("image list", exc) from exc
+        local: set[str] = set()
+        for image in images:
+            for reference in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                local.add(normalize_image_reference(str(reference)))
+        return {ref: normalize_image_reference(ref) in local for ref in refs}
+
+    async def logs(
+        self, sandbox_id: str, *, tail: int | None, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream the container's stdout and stderr; the first chunk is ``b""`` once it is open.
+
+        Raises RuntimeObjectNotFound for a missing container and RuntimeUnavailable when the
+        stream cannot open or breaks. Closing or cancelling the iterator ends its thread.
+        NOTE: containers with a TTY stream one byte per chunk (docker-py reads them raw);
+        this driver never creates them with a TTY.
+        """
+
+        def open_stream() -> LogStream:
+            try:
+                stream: LogStream = self._docker.run_sync(
+                    "logs",
+                    lambda client: client.logs(
+                        sandbox_id,
+                        stdout=True,
+                        stderr=True,
+                        stream=True,
+                        follow=follow,
+                        tail="all" if tail is None else tail,
+                    ),
+                )
+            except APIError as exc:
+                if exc.status_code == 404:
+                    raise RuntimeObjectNotFound(f"container {sandbox_id} not found") from exc
+                raise api_error("logs", exc) from exc
+            return stream
+
+        if self._docker.closed:
+            raise RuntimeUnavailable("the Docker runtime is closed")
+        pump = LogPump(open_stream, loop=asyncio.get_running_loop())
+        self._log_pumps.add(pump)
+        pump.start()
+        try:
+            while (chunk := await pump.get()) is not None:
+                yield chunk
+        finally:
+            self._log_pumps.discard(pump)
+            pump.stop()
+            if not await pump.wait_stopped(grace_seconds=self._docker.call_timeout):
+                logger.warning("docker log thread did not stop container_id=%s", sandbox_id[:12])
+
     async def events(self, labels: dict[str, str]) -> AsyncGenerator[RuntimeEvent, None]:
         """Stream container events whose labels include all of ``labels``.
 
@@ -354,4 +416,33 @@ class DockerRuntime:
         """End event streams (their iterators raise RuntimeUnavailable) and release the client."""
         for pump in list(self._pumps):
             pump.abort(RuntimeUnavailable("the Docker runtime is closed"))
+        for log_pump in list(self._log_pumps):
+            log_pump.abort(RuntimeUnavailable("the Docker runtime is closed"))
         self._docker.close()
+
+
+# Prefixes that Docker Hub references may carry and that the daemon leaves out of RepoTags.
+_DOCKER_HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
+
+
+def normalize_image_reference(reference: str) -> str:
+    """Write an image reference in the form the daemon lists in RepoTags and RepoDigests.
+
+    Docker Hub prefixes are dropped, and ``:latest`` is added when there is neither a tag nor a
+    digest.
+    """
+    name, at, digest = reference.partition("@")
+    for prefix in _DOCKER_HUB_PREFIXES:
+        if name.startswith(prefix):
+            name = name.removeprefix(prefix)
+            break
+    name = name.removeprefix("library/")
+    if at:
+        # The daemon lists digests as NAME@DIGEST, without the tag.
+        last = name.rsplit("/", 1)[-1]
+        if ":" in last:
+            name = name[: len(name) - len(last)] + last.split(":", 1)[0]
+        return f"{name}@{digest}"
+    if ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name

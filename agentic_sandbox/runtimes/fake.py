@@ -125,6 +125,10 @@ class FakeRuntime:
         self._subscribers: list[tuple[dict[str, str], asyncio.Queue[RuntimeEvent | None]]] = []
         self._ids = itertools.count(1)
         self._addresses = itertools.count(2)
+        # Output lines per sandbox id, and an event set (then replaced) whenever output is
+        # written or a sandbox stops, so that following log streams wake up.
+        self.output: dict[str, list[bytes]] = {}
+        self._output_changed = asyncio.Event()
 
     # Helpers for tests: simulate what the daemon does on its own.
 
@@ -133,6 +137,7 @@ class FakeRuntime:
         self._available = available
         if not available:
             self.break_event_streams()
+            self._wake_log_followers()
 
     def break_event_streams(self) -> None:
         """Make every open event stream raise RuntimeUnavailable, as a dropped connection does."""
@@ -157,11 +162,23 @@ class FakeRuntime:
     def remove_out_of_band(self, sandbox_id: str) -> None:
         """Remove a sandbox behind the controller's back, as ``docker rm -f`` does."""
         sandbox = self.sandboxes.pop(sandbox_id)
+        self._wake_log_followers()
         if sandbox.status is SandboxStatus.RUNNING:
             self._finish(sandbox, 137)
             self._emit("kill", sandbox)
             self._emit("die", sandbox)
         self._emit("destroy", sandbox)
+
+    def write_output(self, sandbox_id: str, data: bytes) -> None:
+        """Append ``data`` to a sandbox's output, as its process writing to stdout does."""
+        if sandbox_id not in self.sandboxes:
+            raise KeyError(f"sandbox {sandbox_id} does not exist")
+        self.output.setdefault(sandbox_id, []).extend(data.splitlines(keepends=True))
+        self._wake_log_followers()
+
+    def _wake_log_followers(self) -> None:
+        self._output_changed.set()
+        self._output_changed = asyncio.Event()
 
     def methods_called(self) -> list[str]:
         return [call.method for call in self.calls]
@@ -251,6 +268,34 @@ class FakeRuntime:
         await self._enter("list_owned", _selector(labels))
         return [s.state() for s in self.sandboxes.values() if _matches(s.labels, labels)]
 
+    async def image_present(self, refs: list[str]) -> dict[str, bool]:
+        """Report images by exact reference; ``images`` None means every image exists."""
+        await self._enter("image_present", ",".join(refs))
+        return {ref: self.images is None or ref in self.images for ref in refs}
+
+    async def logs(
+        self, sandbox_id: str, *, tail: int | None, follow: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Stream the lines given to ``write_output``; following ends when the sandbox stops."""
+        await self._enter("logs", sandbox_id)
+        if sandbox_id not in self.sandboxes:
+            raise RuntimeObjectNotFound(f"sandbox {sandbox_id} not found")
+        yield b""
+        lines = self.output.get(sandbox_id, [])
+        sent = 0 if tail is None else max(0, len(lines) - tail)
+        while True:
+            changed = self._output_changed
+            lines = self.output.get(sandbox_id, [])
+            for line in lines[sent:]:
+                yield line
+            sent = len(lines)
+            sandbox = self.sandboxes.get(sandbox_id)
+            if not follow or sandbox is None or sandbox.status is not SandboxStatus.RUNNING:
+                return
+            if self._closed or not self._available:
+                raise RuntimeUnavailable("fake runtime log stream broke")
+            await changed.wait()
+
     async def events(self, labels: dict[str, str]) -> AsyncGenerator[RuntimeEvent, None]:
         await self._enter("events", _selector(labels))
         queue: asyncio.Queue[RuntimeEvent | None] = asyncio.Queue()
@@ -270,6 +315,7 @@ class FakeRuntime:
     async def close(self) -> None:
         self._closed = True
         self.break_event_streams()
+        self._wake_log_followers()
 
     # Internals.
 
@@ -297,6 +343,7 @@ class FakeRuntime:
         sandbox.oom_killed = oom
         sandbox.finished_at = self.clock()
         sandbox.ip = None
+        self._wake_log_followers()
 
     def _emit(self, action: str, sandbox: FakeSandbox) -> None:
         event = RuntimeEvent(action, sandbox.id, dict(sandbox.labels), self.clock())

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 
 from agentic_sandbox.api.app import create_app
 from agentic_sandbox.store.sqlite import SqliteStore
+from tests.api.runtime_support import runtime, runtime_app, runtime_client  # noqa: F401
 from tests.api.support import BASE_URL, TOKEN
 
 

@@ -27,8 +27,9 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert set(body) == {"type", "title", "status", "detail", "errors"}
+    assert set(body) == {"type", "code", "title", "status", "detail", "errors"}
     assert body["status"] == status
+    assert isinstance(body["code"], str) and body["code"]
     assert isinstance(body["detail"], str) and body["detail"]
     assert isinstance(body["errors"], list)
     return dict(body)

@@ -105,7 +105,7 @@ async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
 
 
 async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
-    response = await client.patch("/api/v1/instances/web", json={})
+    response = await client.post("/api/v1/instances/web", json={})
 
     assert_problem(response, 405)
     assert "PUT" in response.headers["allow"]

@@ -22,6 +22,7 @@ from agentic_sandbox.api.app import create_app
 from agentic_sandbox.cli.main import run_cli
 from agentic_sandbox.controller.credentials import load_or_create_token
 from agentic_sandbox.store.sqlite import SqliteStore
+from tests.api.runtime_support import CONTROLLER_ID, ObservedRuntime
 from tests.cli.support import Result, Sandboxctl
 
 T = TypeVar("T")
@@ -34,8 +35,10 @@ SHUTDOWN_TIMEOUT = 10.0
 class ApiServer:
     """A running API server; ``call`` runs a coroutine on its loop, for seeding the store."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, runtime: ObservedRuntime | None = None) -> None:
         self.state_dir = state_dir
+        # Used on the server's loop only, so tests reach it through ``call``.
+        self.runtime = runtime
         self.token = load_or_create_token(state_dir / "api-token")
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
@@ -76,7 +79,13 @@ class ApiServer:
 
     async def _serve(self) -> None:
         async with SqliteStore(self.state_dir / "state.db") as store:
-            app = create_app(store=store, event_log=store.events, token=self.token)
+            app = create_app(
+                store=store,
+                event_log=store.events,
+                token=self.token,
+                runtime=self.runtime,
+                controller_id=CONTROLLER_ID,
+            )
             config = uvicorn.Config(app, log_level="warning", lifespan="off")
             self._server = uvicorn.Server(config)
             self.store = store
@@ -115,3 +124,17 @@ def sandboxctl(capsys: pytest.CaptureFixture[str]) -> Sandboxctl:
         return Result(code=code, out=captured.out, err=captured.err)
 
     return run
+
+
+@pytest.fixture
+def runtime_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ApiServer]:
+    """A server whose API has an ObservedRuntime, with sandboxctl pointed at it."""
+    running = ApiServer(tmp_path / "state", runtime=ObservedRuntime())
+    running.start()
+    monkeypatch.setenv("SANDBOXCTL_SERVER", running.url)
+    monkeypatch.setenv("AGENTIC_SANDBOX_STATE_DIR", str(running.state_dir))
+    monkeypatch.delenv("SANDBOXCTL_TOKEN", raising=False)
+    try:
+        yield running
+    finally:
+        running.stop()
