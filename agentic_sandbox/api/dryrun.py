@@ -25,7 +25,7 @@ stored ``resourceVersion``, because a real write assigns the next value of the s
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -101,6 +101,16 @@ class DryRunStore:
         labels: dict[str, str] | None = None,
     ) -> ListResult:
         return await self._store.list(kind, namespace=namespace, labels=labels)
+
+    async def list_json(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+        phase: str | None = None,
+    ) -> tuple[Sequence[str], int]:
+        return await self._store.list_json(kind, namespace=namespace, labels=labels, phase=phase)
 
     async def create(self, obj: Resource) -> Resource:
         try:

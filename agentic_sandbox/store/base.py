@@ -22,7 +22,7 @@ Guarantees every backend keeps, so that sqlite and etcd are interchangeable:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -61,6 +61,21 @@ class Store(Protocol):
         namespace: str | None = None,
         labels: dict[str, str] | None = None,
     ) -> ListResult: ...
+
+    async def list_json(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+        phase: str | None = None,
+    ) -> tuple[Sequence[str], int]:
+        """Like ``list``, but return each object as its stored wire JSON text, unparsed.
+
+        Serves read paths that only pass objects on (the API's list), which would otherwise
+        parse, validate and re-serialise every object. ``phase`` filters on ``status.phase``.
+        """
+        ...
 
     async def update(self, obj: Resource) -> Resource: ...
 

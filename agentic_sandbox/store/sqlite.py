@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -153,6 +153,17 @@ class SqliteStore:
         no change made after the listing.
         """
         return await self._db.run(partial(_list, kind, namespace, labels or {}))
+
+    async def list_json(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+        phase: str | None = None,
+    ) -> tuple[Sequence[str], int]:
+        """List the stored JSON text of matching objects; see ``Store.list_json``."""
+        return await self._db.run(partial(_list_json, kind, namespace, labels or {}, phase))
 
     # Writes
 
@@ -422,6 +433,33 @@ def _list(
         if all(stored_labels.get(key) == value for key, value in labels.items()):
             items.append(resource_from_wire(record))
     return ListResult(items=items, resource_version=version)
+
+
+def _list_json(
+    kind: str,
+    namespace: str | None,
+    labels: dict[str, str],
+    phase: str | None,
+    connection: sqlite3.Connection,
+) -> tuple[Sequence[str], int]:
+    query = "SELECT data FROM objects WHERE kind = ?"
+    parameters: list[str] = [kind]
+    if namespace is not None:
+        query += " AND namespace = ?"
+        parameters.append(namespace)
+    # Label keys are validated (no quotes), so quoting them makes a safe JSON path.
+    for key, value in labels.items():
+        query += " AND json_extract(data, ?) = ?"
+        parameters += [f'$.metadata.labels."{key}"', value]
+    if phase is not None:
+        query += " AND json_extract(data, '$.status.phase') = ?"
+        parameters.append(phase)
+    query += " ORDER BY namespace, name"
+
+    with transaction(connection, "DEFERRED"):
+        version = _current_version(connection)
+        rows = connection.execute(query, parameters).fetchall()
+    return [str(data) for (data,) in rows], version
 
 
 def _changes_after(kind: str, after: int, connection: sqlite3.Connection) -> list[WatchEvent]:
