@@ -24,6 +24,7 @@ from agentic_sandbox.api.instances import InstanceRoutes
 from agentic_sandbox.api.limits import BodyDeadlineMiddleware
 from agentic_sandbox.api.logs import LogRoutes
 from agentic_sandbox.api.metrics import METRICS_PATH, MetricSources, MetricsRoutes, QueueStats
+from agentic_sandbox.api.openapi import OpenApiRoutes
 from agentic_sandbox.api.problems import EXCEPTION_HANDLERS
 from agentic_sandbox.api.timing import RequestDurations, RequestTimingMiddleware
 from agentic_sandbox.api.verbs import VerbRoutes
@@ -70,6 +71,7 @@ def create_app(
         *ContainerRoutes(store, EventRecorder(event_log)).routes(),
         *VmRoutes(store, EventRecorder(event_log)).routes(),
         *ImageRoutes(ImageCatalog(image_catalog), runtime).routes(),
+        *OpenApiRoutes().routes(),
     ]
     durations = RequestDurations()
     metric_sources = MetricSources(

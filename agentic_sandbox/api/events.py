@@ -44,6 +44,8 @@ INSTANCE_EVENTS_PATH = "/api/v1/instances/{name}/events"
 LAST_EVENT_ID_HEADER = "Last-Event-ID"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# The largest event id: the event log keys events by a SQLite integer.
+MAX_EVENT_ID = 2**63 - 1
 
 
 class EventLog(Protocol):
@@ -88,9 +90,10 @@ def _resume_id(request: Request) -> int | None:
     """Return the id to stream after: the Last-Event-ID header, else ``since``, else None."""
     raw = request.headers.get(LAST_EVENT_ID_HEADER, "").strip()
     if not raw:
-        return query_int(request, "since", default=None, minimum=0)
-    if not raw.isascii() or not raw.isdigit():
-        message = "expected the id of an event, a whole number of at least 0"
+        return query_int(request, "since", default=None, minimum=0, maximum=MAX_EVENT_ID)
+    # The length check comes first: int() refuses texts of thousands of digits.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_EVENT_ID):
+        message = f"expected the id of an event, a whole number from 0 to {MAX_EVENT_ID}"
         raise ApiProblem(
             400,
             f"header {LAST_EVENT_ID_HEADER}={raw!r} is invalid: {message}",
@@ -130,7 +133,7 @@ class EventRoutes:
         return await self._list(request, event_filter)
 
     async def _list(self, request: Request, event_filter: EventFilter) -> JSONResponse:
-        since = query_int(request, "since", default=None, minimum=0)
+        since = query_int(request, "since", default=None, minimum=0, maximum=MAX_EVENT_ID)
         limit = query_int(request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         assert limit is not None
 

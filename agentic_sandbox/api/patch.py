@@ -1,4 +1,4 @@
-"""JSON merge patch (RFC 7386) and writes guarded by a resourceVersion precondition.
+"""JSON merge patch (RFC 7396) and writes guarded by a resourceVersion precondition.
 
 A merge patch is a JSON object laid over the target: a ``null`` member deletes the key, an
 object member merges recursively, and any other value (lists included) replaces the target's.
@@ -27,7 +27,7 @@ PATCH_ATTEMPTS = 5
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """Return ``target`` with the RFC 7386 merge patch ``patch`` applied; inputs stay unchanged."""
+    """Return ``target`` with the RFC 7396 merge patch ``patch`` applied; inputs stay unchanged."""
     if not isinstance(patch, dict):
         return patch
     result = dict(target) if isinstance(target, dict) else {}
