@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from agentic_sandbox.controller.config import Settings
 from agentic_sandbox.controller.credentials import (
     load_or_create_controller_id,
     load_or_create_token,
+    read_operator_token,
 )
 from agentic_sandbox.controller.desired import HostPolicy
 from agentic_sandbox.controller.gc import GcSettings
@@ -62,16 +64,27 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def check_bind_address(host: str) -> None:
+def check_bind_address(host: str, token_file: Path | None) -> None:
+    """Allow a non-loopback bind only with an operator-provided token file."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if not loopback:
+    if not loopback and token_file is None:
         raise SystemExit(
-            f"error: AGENTIC_SANDBOX_HOST is {host!r}; the API binds only to a loopback address "
-            "such as 127.0.0.1 in this version"
+            f"error: --host {host} would expose the API beyond this machine; that needs a token "
+            "of your own in a file given with --token-file (env AGENTIC_SANDBOX_TOKEN_FILE), "
+            "or use a loopback address such as 127.0.0.1"
         )
+
+
+def api_token(settings: Settings) -> str:
+    if settings.token_file is None:
+        return load_or_create_token(settings.token_path)
+    try:
+        return read_operator_token(settings.token_file)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def check_paths(settings: Settings) -> None:
@@ -139,8 +152,9 @@ def server_config(app: Starlette, settings: Settings) -> uvicorn.Config:
 def serve(settings: Settings) -> int:
     """Run the controller until a signal arrives; return the process exit code."""
     configure_logging(settings.log_level)
-    check_bind_address(settings.host)
+    check_bind_address(settings.host, settings.token_file)
     check_paths(settings)
+    api_token(settings)  # fail before anything starts when the token file is unusable
     listener = bind_socket(settings.host, settings.port)
     try:
         asyncio.run(_serve(settings, listener))
@@ -150,7 +164,7 @@ def serve(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, listener: socket.socket) -> None:
-    token = load_or_create_token(settings.token_path)
+    token = api_token(settings)
     controller_id = settings.controller_id or load_or_create_controller_id(settings.state_dir)
 
     store = await SqliteStore(settings.database_path).open()

@@ -72,7 +72,13 @@ def _add_serve_listen_options(group: argparse._ArgumentGroup) -> None:
         "--host",
         metavar="ADDRESS",
         help=f"address the HTTP API listens on (env AGENTIC_SANDBOX_HOST; "
-        f"default {_DEFAULTS.host})",
+        f"default {_DEFAULTS.host}); a non-loopback address needs --token-file",
+    )
+    group.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file holding the API token (mode 600, at least 32 characters) instead of the one "
+        "generated into DIR/api-token (env AGENTIC_SANDBOX_TOKEN_FILE)",
     )
     group.add_argument(
         "--port",

@@ -35,6 +35,8 @@ def settings_from_options(
         settings.port = args.port
     if args.grpc_port is not None:
         settings.grpc_port = args.grpc_port
+    if args.token_file is not None:
+        settings.token_file = Path(args.token_file)
     if args.docker_host is not None:
         settings.docker_host = args.docker_host
     if args.log_level is not None:

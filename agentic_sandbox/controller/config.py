@@ -51,6 +51,9 @@ class Settings:
     port: int = DEFAULT_HTTP_PORT
     grpc_port: int = DEFAULT_GRPC_PORT
     docker_host: str | None = None
+    # An operator-provided file with the API token. Required to bind the API to a non-loopback
+    # address; without it the token is generated into the state directory.
+    token_file: Path | None = None
     log_level: str = "info"
     controller_id: str | None = None
     node_name: str = field(default_factory=lambda: os.uname().nodename)
@@ -111,6 +114,8 @@ class Settings:
             _env_number(env, "AGENTIC_SANDBOX_GRPC_PORT", settings.grpc_port, 0)
         )
         settings.docker_host = env.get("DOCKER_HOST") or None
+        if env.get("AGENTIC_SANDBOX_TOKEN_FILE"):
+            settings.token_file = Path(env["AGENTIC_SANDBOX_TOKEN_FILE"])
         settings.log_level = env.get("AGENTIC_SANDBOX_LOG_LEVEL") or settings.log_level
         settings.controller_id = env.get("AGENTIC_SANDBOX_CONTROLLER_ID") or None
         settings.node_name = env.get("AGENTIC_SANDBOX_NODE_NAME") or settings.node_name

@@ -45,6 +45,26 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+def read_operator_token(path: Path) -> str:
+    """Read an operator-provided token file; raise ValueError saying what is wrong with it."""
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"token file {path} cannot be read: {error.strerror or error}") from None
+    if mode & 0o077:
+        raise ValueError(
+            f"token file {path} is readable by other users (mode {mode & 0o777:o}); "
+            f"run chmod 600 {path}"
+        )
+    if len(token) < 32:
+        raise ValueError(
+            f"token file {path} holds {len(token)} characters; use a random token of at least "
+            "32, for example from: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
+
+
 def tokens_equal(expected: str, presented: str) -> bool:
     return hmac.compare_digest(expected.encode(), presented.encode())
 
