@@ -39,7 +39,7 @@ class ExponentialBackoff:
     """Per-key delays of ``base * 2**failures``, capped, with multiplicative jitter.
 
     ``jitter=0.2`` spreads each delay uniformly over [0.8, 1.2] of its nominal value, so that many
-    keys failing together do not retry in lockstep. ``reset`` forgets a key after a success.
+    keys failing together do not retry in lockstep. ``reset`` clears a key after a success.
     """
 
     def __init__(

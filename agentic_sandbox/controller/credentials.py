@@ -59,7 +59,7 @@ def read_operator_token(path: Path) -> str:
         )
     if len(token) < 32:
         raise ValueError(
-            f"token file {path} holds {len(token)} characters; use a random token of at least "
+            f"token file {path} contains {len(token)} characters; use a random token of at least "
             "32, for example from: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     return token

@@ -52,7 +52,7 @@ def sandbox_name(instance: Instance) -> str:
 
 
 def ownership_labels(instance: Instance, controller_id: str) -> dict[str, str]:
-    """The labels that prove this controller created a runtime object for this instance."""
+    """Return the labels that prove this controller created a runtime object for this instance."""
     return {
         LABEL_MANAGED: "true",
         LABEL_CONTROLLER: controller_id,
@@ -138,7 +138,7 @@ def _reject(instance: Instance, field: str, value: str, problem: str) -> None:
 
 
 def desired_hashes(instance: Instance) -> dict[str, str]:
-    """The instance's spec hash under every hash schema this controller can compute."""
+    """Compute the instance's spec hash under every hash schema this controller supports."""
     return {
         str(version): spec_hash(instance.spec, schema_version=version)
         for version in range(1, HASH_SCHEMA_VERSION + 1)

@@ -100,7 +100,7 @@ class Runtime(Protocol):
     name: str
 
     async def ping(self) -> None:
-        """Raise RuntimeUnavailable unless the daemon answers."""
+        """Raise RuntimeUnavailable unless the daemon responds."""
 
     async def create(self, spec: SandboxSpec) -> SandboxState:
         """Create the sandbox without starting it.
