@@ -43,6 +43,7 @@ from agentic_sandbox.controller.deletion import force_delete
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.instance import Instance, Phase
 from agentic_sandbox.crds.meta import API_VERSION, SOURCE_ANNOTATION, Resource
+from agentic_sandbox.crds.registry import KINDS
 from agentic_sandbox.crds.validation import validate_resource
 from agentic_sandbox.errors import Conflict, FieldError, NotFound
 from agentic_sandbox.store.apply import ApplyOutcome, apply
@@ -80,15 +81,17 @@ def _with_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
 
 
 def _validate_instance(body: dict[str, Any]) -> Resource:
-    resource = validate_resource(body)
-    if resource.kind != KIND:
+    # Checked before validation, because a body of another served kind (such as Loadout) would
+    # otherwise be reported by that kind's field errors instead of by its kind.
+    kind = body.get("kind")
+    if isinstance(kind, str) and kind != KIND and kind in KINDS:
         raise ApiProblem(
             422,
-            f"kind is {resource.kind!r} but this route serves {KIND!r}",
+            f"kind is {kind!r} but this route serves {KIND!r}",
             kind="Invalid",
-            errors=[FieldError(path="kind", message=f"expected {KIND!r}", value=resource.kind)],
+            errors=[FieldError(path="kind", message=f"expected {KIND!r}", value=kind)],
         )
-    return resource
+    return validate_resource(body)
 
 
 def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from agentic_sandbox.crds.instance import Instance
+from agentic_sandbox.crds.loadout import Loadout
 from agentic_sandbox.crds.meta import API_VERSION, Resource
 
 KINDS: dict[str, type[Resource]] = {
     Instance.KIND: Instance,
+    Loadout.KIND: Loadout,
 }
 
 

@@ -22,11 +22,13 @@ def test_repository_files_current() -> None:
     assert crd == schema.render_crd()
 
 
-def test_main_writes_both_files(tmp_path: Path) -> None:
+def test_main_writes_all_files(tmp_path: Path) -> None:
     assert schema.main([str(tmp_path / "out")]) == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
         "instance.schema.json",
         "instance.yaml",
+        "loadout.schema.json",
+        "loadout.yaml",
     ]
 
 
