@@ -362,7 +362,13 @@ async def test_exit_code_and_oom(
     plain_id, _ = await run_to_exit(runtime, docker_api, plain)
     greedy_id, _ = await run_to_exit(runtime, docker_api, greedy)
     plain_state = await runtime.inspect(plain_id)
+    # Docker records the OOM kill from the kernel's cgroup event, which can arrive just after the
+    # exit, so the flag is awaited with a deadline rather than read once.
     greedy_state = await runtime.inspect(greedy_id)
+    async with asyncio.timeout(DEADLINE):
+        while greedy_state is not None and not greedy_state.oom_killed:
+            await asyncio.sleep(0.05)
+            greedy_state = await runtime.inspect(greedy_id)
 
     assert plain_state is not None
     assert plain_state.exit_code == 3
