@@ -429,12 +429,16 @@ async def test_events_stream_start_and_die(
     stream = runtime.events({LABEL_CONTROLLER: controller_id})
     await open_stream(runtime, stream, image=busybox_image, controller=controller_id)
 
-    await runtime.create(make_spec(busybox_image, f"{controller_id}-other"))
-    spec = make_spec(busybox_image, controller_id, command=["sh", "-c", "exit 4"])
-    container_id, _ = await run_to_exit(runtime, docker_api, spec)
-    seen: list[RuntimeEvent] = []
-    await collect_until(stream, sandbox_id=container_id, action="die", seen=seen)
-    await stream.aclose()
+    other = await runtime.create(make_spec(busybox_image, f"{controller_id}-other"))
+    try:
+        spec = make_spec(busybox_image, controller_id, command=["sh", "-c", "exit 4"])
+        container_id, _ = await run_to_exit(runtime, docker_api, spec)
+        seen: list[RuntimeEvent] = []
+        await collect_until(stream, sandbox_id=container_id, action="die", seen=seen)
+        await stream.aclose()
+    finally:
+        # Labelled with another controller id, so the controller_id fixture does not remove it.
+        await runtime.remove(other.id)
 
     actions = [event.action for event in seen if event.sandbox_id == container_id]
     assert actions == ["create", "start", "die"]
