@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from agentic_sandbox.cli.argtypes import positive_int
 from agentic_sandbox.cli.client import ApiError, CliError
 from agentic_sandbox.cli.output import COLUMN_GAP, dump_json, dump_yaml, render_table
 from agentic_sandbox.cli.tables import EVENT_HEADERS, event_row
@@ -370,7 +371,7 @@ def add_events_command(
     events.add_argument(
         "--limit",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         help="list at most N events; without --since, the newest N (default 100)",
     )
     events.add_argument(
@@ -391,14 +392,4 @@ def _event_id_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"event id {text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"event id {value} is below the minimum of 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below the minimum of 1")
     return value

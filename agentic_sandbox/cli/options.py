@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from agentic_sandbox.cli.argtypes import positive_int
 from agentic_sandbox.cli.diff import add_diff_command
 from agentic_sandbox.cli.events import add_events_command
 from agentic_sandbox.cli.logs import add_logs_command
@@ -42,16 +43,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"port {text!r} is not a number") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below the minimum of 1")
     return value
 
 
@@ -137,7 +128,7 @@ def _add_serve_controller_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--workers",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         help=f"instances reconciled at once (env AGENTIC_SANDBOX_WORKERS; "
         f"default {_DEFAULTS.workers})",
     )
@@ -230,7 +221,7 @@ def _add_get(
     get.add_argument(
         "--limit",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         help="events: at most N; without --since, the newest N (default 100)",
     )
     get.set_defaults(command="get")
