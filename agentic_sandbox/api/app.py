@@ -48,7 +48,7 @@ def create_app(
 ) -> Starlette:
     """Build the API app. Every route except the health probes requires ``token`` as a bearer.
 
-    ``gc`` serves the garbage collection route; without it that route answers 503. Raises
+    ``gc`` serves the garbage collection route; without it that route returns 503. Raises
     ValueError when ``token`` is empty, so the API never runs unauthenticated.
     ``runtime`` is used only to read which catalog images (``image_catalog``) exist locally;
     without it their presence is reported as unknown.
@@ -81,7 +81,7 @@ def create_app(
     )
     routes += MetricsRoutes(store, durations=durations, sources=metric_sources).routes()
     public_paths = HEALTH_PATHS | {METRICS_PATH}
-    # Outermost first: timing sees every request, including those the later layers reject.
+    # Outermost first: timing measures every request, including those the later layers reject.
     middleware = [
         Middleware(RequestTimingMiddleware, routes=routes, durations=durations),
         Middleware(BodyDeadlineMiddleware),

@@ -20,7 +20,7 @@ from agentic_sandbox.controller.verbs import Verb, request_verb
 from agentic_sandbox.store.base import Store
 
 ITEM_PATH = "/api/v1/instances/{name}"
-# Longest grace period a stop may ask for, in seconds; the same bound as the spec's.
+# Maximum grace period a stop may request, in seconds; the same bound as the spec's.
 MAX_GRACE_SECONDS = 3600
 
 

@@ -1,7 +1,7 @@
 """Retry delays: per-key exponential backoff with jitter, and a global token bucket.
 
 Both take an injected clock so tests advance time instead of sleeping. They live apart from the
-queue, which only asks them for a delay.
+queue, which only requests a delay from them.
 """
 
 from __future__ import annotations

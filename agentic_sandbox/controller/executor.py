@@ -19,7 +19,7 @@ from agentic_sandbox.runtimes.base import Runtime, SandboxState
 
 
 def stop_grace_seconds(instance: Instance) -> int:
-    """The grace period of a stop: a stop verb's override, else the spec's."""
+    """Return the grace period of a stop: a stop verb's override, else the spec's."""
     override = instance.metadata.annotations.get(STOP_GRACE_ANNOTATION, "")
     if override.isdigit():
         return int(override)

@@ -62,7 +62,7 @@ KIND = "Instance"
 EVENT_REASON = "GarbageCollected"
 # The first sweep waits one poll interval, and never less than this, after start-up.
 MIN_STARTUP_DELAY = 30.0
-# An owner file holds three short strings as JSON, so a larger file is not one.
+# An owner file contains three short strings as JSON, so a larger file is not one.
 MAX_OWNER_FILE_BYTES = 4096
 STOPPED = frozenset({SandboxStatus.EXITED, SandboxStatus.DEAD})
 

@@ -1,7 +1,7 @@
 """Tracking instances that hit a terminal error, so they are retried slowly, not in a hot loop.
 
 A terminal error (image missing, command not found, invalid mount) will not go away by retrying at
-once. The tracker spaces attempts 30 s, 60 s, 120 s and so on up to 5 min, and forgets the
+once. The tracker spaces attempts 30 s, 60 s, 120 s and so on up to 5 min, and clears the
 instance as soon as its spec changes (a new generation) or an attempt succeeds. Runtime events
 for a stalled instance therefore do not cause new attempts before the delay is over.
 """

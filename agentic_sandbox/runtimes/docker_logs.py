@@ -136,7 +136,7 @@ class LogPump:
         if self._is_stopping():
             _close_quietly(stream)
             return
-        # An empty first chunk tells the consumer that the stream is open.
+        # An empty first chunk signals to the consumer that the stream is open.
         if not self._hand_over(b""):
             return
         for chunk in stream:

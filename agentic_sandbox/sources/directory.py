@@ -182,7 +182,7 @@ class DirectorySource:
 
     async def _watch_session(self, paths: list[str], session: asyncio.Event) -> None:
         """Watch ``paths`` until ``session`` is set: on stop, or when other paths need a watch."""
-        # watchfiles skips missing paths when told to skip unreadable ones, so check the root.
+        # watchfiles skips missing paths when set to ignore unreadable ones, so check the root.
         if not await asyncio.to_thread(os.path.isdir, self.root):
             raise FileNotFoundError(f"manifest directory {self.root} does not exist")
         logger.debug("directory watch started", extra={"paths": paths})
@@ -224,7 +224,7 @@ class DirectorySource:
         if self._session is None or self._session[1].is_set():
             return
         if not self._sync.root_readable:
-            # The inotify watch of a removed root sees nothing once the root is back.
+            # The inotify watch of a removed root reports nothing once the root is back.
             logger.debug("directory watch restarting: the root cannot be read")
             self._restart_watch()
         elif self._session[0] != self._sync.index.watch_paths():

@@ -43,7 +43,7 @@ class ObservedRuntime(FakeRuntime):
         async for chunk in super().logs(sandbox_id, tail=tail, follow=follow):
             yield chunk
             if not opened:
-                # The route has taken the opening chunk and asks for output: it is streaming.
+                # The route has taken the opening chunk and waits for output, so it is streaming.
                 opened = True
                 self.log_streaming.set()
 
