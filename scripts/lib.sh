@@ -147,6 +147,60 @@ find_python() {
 
 # Create .venv and install the package editable with its test extras, unless the venv was
 # already installed from the current pyproject.toml.
+LIBVIRTD_LOG=${AGENTIC_SANDBOX_LIBVIRTD_LOG:-/var/log/agentic-sandbox-libvirtd.log}
+LIBVIRTD_PIDFILE=${AGENTIC_SANDBOX_LIBVIRTD_PIDFILE:-/run/agentic-sandbox-libvirtd.pid}
+VIRTLOGD_PIDFILE=${AGENTIC_SANDBOX_VIRTLOGD_PIDFILE:-/run/agentic-sandbox-virtlogd.pid}
+LIBVIRTD_START_TIMEOUT=${AGENTIC_SANDBOX_LIBVIRTD_TIMEOUT:-60}
+
+libvirtd_responds() {
+    timeout 20 virsh -c qemu:///system version >/dev/null 2>&1
+}
+
+# Start a daemon in the background with nohup unless PIDFILE names a live one; print its PID.
+start_daemon() {
+    local name=$1 pidfile=$2 logfile=$3 pid
+    shift 3
+    pid=$(read_pidfile "$pidfile" || true)
+    if pid_alive "$pid" "$name"; then
+        echo "$pid"
+        return 0
+    fi
+    nohup "$@" >>"$logfile" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$pidfile"
+    echo "$pid"
+}
+
+# Start virtlogd and libvirtd in the background unless libvirtd already responds on
+# qemu:///system, then wait until it responds or LIBVIRTD_START_TIMEOUT seconds pass. There is
+# no init system here, so the daemons run without socket activation.
+ensure_libvirtd() {
+    command -v virsh >/dev/null || die "virsh is missing; install the libvirt-clients package"
+    if libvirtd_responds; then
+        log "libvirtd is running"
+        return 0
+    fi
+    [ "$(id -u)" -eq 0 ] || die "libvirtd is not running and starting it needs root; run this script as root"
+    command -v libvirtd >/dev/null || die "libvirtd is missing; install the libvirt-daemon-system package"
+
+    local virtlogd_pid libvirtd_pid deadline=$((SECONDS + LIBVIRTD_START_TIMEOUT))
+    log "starting virtlogd and libvirtd in the background, log in $LIBVIRTD_LOG"
+    virtlogd_pid=$(start_daemon virtlogd "$VIRTLOGD_PIDFILE" "$LIBVIRTD_LOG" virtlogd)
+    libvirtd_pid=$(start_daemon libvirtd "$LIBVIRTD_PIDFILE" "$LIBVIRTD_LOG" libvirtd)
+    until libvirtd_responds; do
+        if ! pid_alive "$libvirtd_pid" libvirtd; then
+            tail -n 20 "$LIBVIRTD_LOG" >&2 || true
+            die "libvirtd (PID $libvirtd_pid) exited during start-up; its log is above and in $LIBVIRTD_LOG"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 20 "$LIBVIRTD_LOG" >&2 || true
+            die "libvirtd (PID $libvirtd_pid) did not respond within ${LIBVIRTD_START_TIMEOUT} s; see $LIBVIRTD_LOG"
+        fi
+        sleep 0.5
+    done
+    log "libvirtd is running (libvirtd PID $libvirtd_pid, virtlogd PID $virtlogd_pid)"
+}
+
 ensure_venv() {
     local wanted
     wanted=$(file_sha256 "$REPO_ROOT/pyproject.toml")

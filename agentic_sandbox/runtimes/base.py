@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from agentic_sandbox.crds.loadout_merge import ResolvedLoadout
+
 # Ownership labels: every runtime object the controller creates carries all of them.
 LABEL_MANAGED = "agentic-sandbox"
 LABEL_CONTROLLER = "agentic-sandbox.controller"
@@ -43,8 +45,28 @@ class MountSpec:
 
 
 @dataclass(frozen=True)
+class VmSpec:
+    """What a virtual machine needs beyond ``SandboxSpec``.
+
+    ``base_image`` is the absolute path of the base disk image, which the driver never writes:
+    the VM runs on a copy-on-write overlay. ``loadout`` is the merged loadout (kernel, cloud-init
+    packages, files and commands, network mode, readiness timeout); an Instance that names no
+    loadout gets an empty one. ``disk_bytes`` is the overlay's virtual size (None: the base
+    image's size).
+    """
+
+    base_image: str
+    loadout: ResolvedLoadout
+    disk_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
-    """Everything a driver needs to create one sandbox."""
+    """Everything a driver needs to create one sandbox.
+
+    ``runtime`` names the driver that creates it (``docker`` or ``libvirt``); ``vm`` is set
+    exactly when it is ``libvirt``.
+    """
 
     name: str
     image: str
@@ -57,6 +79,8 @@ class SandboxSpec:
     memory_bytes: int = 1 << 30
     pids: int = 512
     stop_timeout: int = 10
+    runtime: str = "docker"
+    vm: VmSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,8 @@ class SandboxState:
     error: str = ""
     ip: str | None = None
     image: str = ""
+    # Driver facts worth showing an operator, such as a VM's accelerator and serial log path.
+    details: dict[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
