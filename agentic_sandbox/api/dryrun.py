@@ -40,8 +40,15 @@ from agentic_sandbox.crds.instance import Instance
 from agentic_sandbox.crds.meta import API_VERSION, Resource, utcnow
 from agentic_sandbox.crds.registry import resource_from_wire
 from agentic_sandbox.crds.spechash import HASH_SCHEMA_VERSION
-from agentic_sandbox.errors import AlreadyExists, Conflict, NotFound, RuntimeFailure
+from agentic_sandbox.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidRuntimeSpec,
+    NotFound,
+    RuntimeFailure,
+)
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime
+from agentic_sandbox.runtimes.router import driver_for
 from agentic_sandbox.store.base import ListResult, Store, WatchEvent
 
 logger = logging.getLogger(__name__)
@@ -204,19 +211,18 @@ class DryRunner:
             return [], []
         if self._runtime is None:
             return None, ["the API has no runtime access, so no operations were planned"]
-        if obj.spec.runtime != "docker":
-            # The same rule as the reconciler's, which stalls such an instance.
-            return [], [
-                f"spec.runtime is {obj.spec.runtime!r}; this controller runs only 'docker' "
-                "instances so far, so nothing would be done"
-            ]
+        try:
+            # The same rule as the reconciler's, which stalls an instance of a runtime it lacks.
+            driver = driver_for(self._runtime, obj.spec.runtime)
+        except InvalidRuntimeSpec as error:
+            return [], [f"{error}; nothing would be done"]
         sandboxes = []
         if obj.metadata.uid is not None:
             selector = {LABEL_UID: obj.metadata.uid}
             if self._controller_id is not None:
                 selector[LABEL_CONTROLLER] = self._controller_id
             try:
-                sandboxes = await self._runtime.list_owned(selector)
+                sandboxes = await driver.list_owned(selector)
             except RuntimeFailure as error:
                 logger.warning("dry run could not list sandboxes instance=%s", obj.key)
                 return None, [f"the runtime could not be read, so nothing was planned: {error}"]

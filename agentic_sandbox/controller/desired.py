@@ -12,7 +12,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentic_sandbox.crds.instance import Instance
+from agentic_sandbox.crds.instance import DEFAULT_CPUS, DEFAULT_MEMORY, Instance
+from agentic_sandbox.crds.loadout import LoadoutSpec
+from agentic_sandbox.crds.loadout_merge import ResolvedLoadout
+from agentic_sandbox.crds.quantity import parse_memory
 from agentic_sandbox.crds.spechash import HASH_SCHEMA_VERSION, spec_hash
 from agentic_sandbox.errors import InvalidRuntimeSpec
 from agentic_sandbox.runtimes.base import (
@@ -24,6 +27,7 @@ from agentic_sandbox.runtimes.base import (
     LABEL_UID,
     MountSpec,
     SandboxSpec,
+    VmSpec,
 )
 
 DOCKER_SOCKETS = frozenset({"/var/run/docker.sock", "/run/docker.sock"})
@@ -145,8 +149,15 @@ def desired_hashes(instance: Instance) -> dict[str, str]:
     }
 
 
-def build_sandbox_spec(instance: Instance, policy: HostPolicy) -> SandboxSpec:
-    """Build what the driver creates. Creates the per-instance workspace when requested."""
+def build_sandbox_spec(
+    instance: Instance, policy: HostPolicy, loadout: ResolvedLoadout | None = None
+) -> SandboxSpec:
+    """Build what the driver creates. Creates the per-instance workspace when requested.
+
+    ``loadout`` is the instance's loadout, resolved; only libvirt instances use it.
+    """
+    if instance.spec.runtime == "libvirt":
+        return _build_vm_spec(instance, policy, loadout)
     spec = instance.spec
     if spec.image is None:
         # NOTE: a loadout that supplies an image for Docker instances is not resolved yet.
@@ -162,23 +173,81 @@ def build_sandbox_spec(instance: Instance, policy: HostPolicy) -> SandboxSpec:
         write_workspace_owner(workspace, instance, policy.controller_id)
         mounts.append(MountSpec(str(workspace), WORKSPACE_PATH, False))
 
-    labels = ownership_labels(instance, policy.controller_id)
-    labels[LABEL_SPEC_HASH] = spec_hash(spec)
-    labels[LABEL_HASH_SCHEMA] = str(HASH_SCHEMA_VERSION)
-    env = dict(spec.env)
-    env["AGENT_ID"] = instance.metadata.name
-    env["MANAGEMENT_SERVER"] = policy.management_server
-
     return SandboxSpec(
         name=sandbox_name(instance),
         image=spec.image,
-        labels=labels,
+        labels=_labels(instance, policy),
         command=list(spec.command) if spec.command is not None else None,
-        env=env,
+        env=_env(instance, policy),
         mounts=mounts,
         network=spec.network,
         cpus=spec.resources.cpus,
         memory_bytes=spec.resources.memory_bytes,
         pids=spec.resources.pids,
         stop_timeout=spec.termination_grace_period_seconds,
+    )
+
+
+def _labels(instance: Instance, policy: HostPolicy) -> dict[str, str]:
+    labels = ownership_labels(instance, policy.controller_id)
+    labels[LABEL_SPEC_HASH] = spec_hash(instance.spec)
+    labels[LABEL_HASH_SCHEMA] = str(HASH_SCHEMA_VERSION)
+    return labels
+
+
+def _env(instance: Instance, policy: HostPolicy) -> dict[str, str]:
+    env = dict(instance.spec.env)
+    env["AGENT_ID"] = instance.metadata.name
+    env["MANAGEMENT_SERVER"] = policy.management_server
+    return env
+
+
+def _build_vm_spec(
+    instance: Instance, policy: HostPolicy, loadout: ResolvedLoadout | None
+) -> SandboxSpec:
+    """Build a virtual machine's spec: the Instance's own settings win over its loadout's."""
+    spec = instance.spec
+    if spec.mounts or spec.agentshare:
+        field = "spec.mounts" if spec.mounts else "spec.agentshare"
+        raise InvalidRuntimeSpec(
+            f"{field} of instance {instance.key} is set, but libvirt instances cannot mount "
+            "host directories yet; remove it, or use runtime docker",
+            field=field,
+        )
+    resolved = loadout or ResolvedLoadout(name="", chain=(), spec=LoadoutSpec())
+    base_image = spec.image or resolved.spec.base_image
+    if base_image is None:
+        where = f"loadout {resolved.name!r}" if resolved.name else "spec.loadout"
+        raise InvalidRuntimeSpec(
+            f"instance {instance.key} has no base disk image: neither spec.image nor "
+            f"{where} sets one; set spec.image to the path of a qcow2 or raw image, or name a "
+            "loadout with baseImage",
+            field="spec.image",
+        )
+    # Stored records carry the defaults, so a value equal to the default counts as unset and
+    # the loadout's value applies.
+    resources = spec.resources
+    cpus = resources.cpus if resources.cpus != DEFAULT_CPUS else resolved.cpus
+    memory = resources.memory_bytes
+    if memory == parse_memory(DEFAULT_MEMORY):
+        memory = resolved.memory_bytes
+    loadout_disk = resolved.spec.resources.disk if resolved.spec.resources else None
+    disk = spec.resources.disk or loadout_disk
+    return SandboxSpec(
+        name=sandbox_name(instance),
+        image=base_image,
+        labels=_labels(instance, policy),
+        command=list(spec.command) if spec.command is not None else None,
+        env=_env(instance, policy),
+        network=resolved.network_mode.value,
+        cpus=cpus,
+        memory_bytes=memory,
+        pids=spec.resources.pids,
+        stop_timeout=spec.termination_grace_period_seconds,
+        runtime="libvirt",
+        vm=VmSpec(
+            base_image=base_image,
+            loadout=resolved,
+            disk_bytes=parse_memory(disk) if disk else None,
+        ),
     )

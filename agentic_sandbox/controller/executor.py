@@ -1,12 +1,14 @@
 """Carrying out a plan against the runtime, one operation after another, deciding nothing.
 
-Every operation that changes the runtime is recorded as a ``container.*`` event. The executor
+Every operation that changes the runtime is recorded as an event: ``container.*`` for Docker
+sandboxes, ``vm.*`` for libvirt ones. The executor
 remembers the last sandbox state it saw, so a failure half-way still lets status tell the truth.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentic_sandbox.controller.desired import HostPolicy, build_sandbox_spec
@@ -14,8 +16,29 @@ from agentic_sandbox.controller.plan import Operation, OpKind, Plan
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.crds.event import EventName
 from agentic_sandbox.crds.instance import Instance
+from agentic_sandbox.crds.loadout_merge import ResolvedLoadout
 from agentic_sandbox.crds.meta import STOP_GRACE_ANNOTATION
+from agentic_sandbox.errors import InvalidRuntimeSpec
 from agentic_sandbox.runtimes.base import Runtime, SandboxState
+
+# Resolves a loadout name to its merged result.
+LoadoutResolver = Callable[[str], Awaitable[ResolvedLoadout]]
+
+# The event recorded for each operation, by runtime.
+_EVENTS: dict[str, dict[OpKind, EventName]] = {
+    "docker": {
+        OpKind.CREATE: EventName.CONTAINER_CREATED,
+        OpKind.START: EventName.CONTAINER_STARTED,
+        OpKind.STOP: EventName.CONTAINER_STOPPED,
+        OpKind.REMOVE: EventName.CONTAINER_REMOVED,
+    },
+    "libvirt": {
+        OpKind.CREATE: EventName.VM_DEFINED,
+        OpKind.START: EventName.VM_STARTED,
+        OpKind.STOP: EventName.VM_STOPPED,
+        OpKind.REMOVE: EventName.VM_UNDEFINED,
+    },
+}
 
 
 def stop_grace_seconds(instance: Instance) -> int:
@@ -34,8 +57,10 @@ class Executor:
         recorder: EventRecorder,
         policy: HostPolicy,
         log: logging.LoggerAdapter[Any],
+        loadouts: LoadoutResolver | None = None,
     ) -> None:
         self._runtime = runtime
+        self._loadouts = loadouts
         self._recorder = recorder
         self._policy = policy
         self._log = log
@@ -60,13 +85,14 @@ class Executor:
     ) -> SandboxState | None:
         kind = operation.kind
         if kind == OpKind.CREATE:
-            spec = build_sandbox_spec(instance, self._policy)
+            loadout = await self._resolve_loadout(instance)
+            spec = build_sandbox_spec(instance, self._policy, loadout)
             created = await self._runtime.create(spec)
             self.last_seen = created
             self._log.info(
-                "container created container_id=%s cause=%r", created.id[:12], operation.cause
+                "sandbox created sandbox_id=%s cause=%r", created.id[:12], operation.cause
             )
-            await self._event(EventName.CONTAINER_CREATED, instance, created.id, operation.cause)
+            await self._event(OpKind.CREATE, instance, created.id, operation.cause)
             return created
 
         target = operation.sandbox_id or (current.id if current is not None else None)
@@ -74,34 +100,42 @@ class Executor:
             raise AssertionError(f"operation {operation.render()} has no sandbox to act on")
         if kind == OpKind.START:
             await self._runtime.start(target)
-            self._log.info(
-                "container started container_id=%s cause=%r", target[:12], operation.cause
-            )
-            await self._event(EventName.CONTAINER_STARTED, instance, target, operation.cause)
+            self._log.info("sandbox started sandbox_id=%s cause=%r", target[:12], operation.cause)
+            await self._event(OpKind.START, instance, target, operation.cause)
             return current
         if kind == OpKind.STOP:
             timeout = stop_grace_seconds(instance)
             await self._runtime.stop(target, timeout)
-            self._log.info(
-                "container stopped container_id=%s cause=%r", target[:12], operation.cause
-            )
-            await self._event(EventName.CONTAINER_STOPPED, instance, target, operation.cause)
+            self._log.info("sandbox stopped sandbox_id=%s cause=%r", target[:12], operation.cause)
+            await self._event(OpKind.STOP, instance, target, operation.cause)
             return current
         await self._runtime.remove(target)
-        self._log.info("container removed container_id=%s cause=%r", target[:12], operation.cause)
-        await self._event(EventName.CONTAINER_REMOVED, instance, target, operation.cause)
+        self._log.info("sandbox removed sandbox_id=%s cause=%r", target[:12], operation.cause)
+        await self._event(OpKind.REMOVE, instance, target, operation.cause)
         if current is not None and current.id == target:
             self.last_seen = None
             return None
         return current
 
-    async def _event(
-        self, name: EventName, instance: Instance, sandbox_id: str, cause: str
-    ) -> None:
+    async def _resolve_loadout(self, instance: Instance) -> ResolvedLoadout | None:
+        name = instance.spec.loadout
+        if instance.spec.runtime != "libvirt" or name is None:
+            return None
+        if self._loadouts is None:
+            raise InvalidRuntimeSpec(
+                f"spec.loadout of instance {instance.key} names {name!r}, but this controller "
+                "has no loadout catalog",
+                field="spec.loadout",
+            )
+        return await self._loadouts(name)
+
+    async def _event(self, kind: OpKind, instance: Instance, sandbox_id: str, cause: str) -> None:
+        name = _EVENTS.get(instance.spec.runtime, _EVENTS["docker"])[kind]
+        key = "domainUuid" if instance.spec.runtime == "libvirt" else "containerId"
         await self._recorder.record(
             name,
             instance=instance,
             reason=name.value.split(".", 1)[1].capitalize(),
             message=cause,
-            details={"containerId": sandbox_id},
+            details={key: sandbox_id},
         )

@@ -13,6 +13,7 @@ import logging
 
 from agentic_sandbox.controller.backoff import ExponentialBackoff, RetryLimiter, TokenBucket
 from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.executor import LoadoutResolver
 from agentic_sandbox.controller.gc import GarbageCollector, GcSettings
 from agentic_sandbox.controller.metrics import ControllerMetrics
 from agentic_sandbox.controller.queue import WorkQueue
@@ -25,6 +26,7 @@ from agentic_sandbox.controller.watchers import (
 )
 from agentic_sandbox.controller.workers import WorkerPool
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, Runtime
+from agentic_sandbox.runtimes.router import drivers_of
 from agentic_sandbox.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,13 @@ class Controller:
         workers: int = 16,
         resync_interval: float = 300.0,
         gc: GcSettings | None = None,
+        loadouts: LoadoutResolver | None = None,
     ) -> None:
-        """``gc`` configures the garbage collector; None leaves its periodic sweep off."""
+        """``gc`` configures the garbage collector; None leaves its periodic sweep off.
+
+        ``runtime`` may be a RuntimeRouter over several drivers; ``loadouts`` resolves the
+        loadouts of libvirt instances.
+        """
         self.store = store
         self.runtime = runtime
         self.policy = policy
@@ -61,7 +68,12 @@ class Controller:
         )
         self.queue = WorkQueue(limiter)
         self.reconciler = InstanceReconciler(
-            store=store, runtime=runtime, recorder=self.recorder, policy=policy, node=node
+            store=store,
+            runtime=runtime,
+            recorder=self.recorder,
+            policy=policy,
+            node=node,
+            loadouts=loadouts,
         )
         self._workers = WorkerPool(
             self.queue, self.reconciler.reconcile, workers=workers, metrics=self.metrics
@@ -83,18 +95,24 @@ class Controller:
         """Run until cancelled or until ``stop`` drains the workers."""
         labels = {LABEL_CONTROLLER: self.policy.controller_id}
         logger.info(
-            "controller starting controller_id=%s runtime=%s",
+            "controller starting controller_id=%s runtimes=%s",
             self.policy.controller_id,
-            self.runtime.name,
+            ",".join(driver.name for driver in drivers_of(self.runtime)),
         )
         async with asyncio.TaskGroup() as group:
-            self._triggers = [
-                group.create_task(watch_instances(self.store, self.queue, self.metrics)),
+            # Each driver's event stream is followed on its own, so that one runtime's outage
+            # neither hides nor interrupts another's events.
+            pumps = [
                 group.create_task(
                     pump_runtime_events(
-                        self.runtime, self.store, self.queue, labels=labels, metrics=self.metrics
+                        driver, self.store, self.queue, labels=labels, metrics=self.metrics
                     )
-                ),
+                )
+                for driver in drivers_of(self.runtime)
+            ]
+            self._triggers = [
+                group.create_task(watch_instances(self.store, self.queue, self.metrics)),
+                *pumps,
                 group.create_task(
                     resync_periodically(self.store, self.queue, self._resync_interval)
                 ),

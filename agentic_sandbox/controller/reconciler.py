@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentic_sandbox.controller.desired import HostPolicy, desired_hashes
-from agentic_sandbox.controller.executor import Executor
+from agentic_sandbox.controller.executor import Executor, LoadoutResolver
 from agentic_sandbox.controller.plan import (
     HEALTHY_RESET,
     Observation,
@@ -39,6 +39,7 @@ from agentic_sandbox.errors import (
     SandboxError,
 )
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime
+from agentic_sandbox.runtimes.router import driver_for
 from agentic_sandbox.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ class InstanceReconciler:
         policy: HostPolicy,
         node: str,
         clock: Callable[[], datetime] = utcnow,
+        loadouts: LoadoutResolver | None = None,
     ) -> None:
         self._store = store
+        self._loadouts = loadouts
         self._runtime = runtime
         self._recorder = recorder
         self._policy = policy
@@ -95,25 +98,32 @@ class InstanceReconciler:
         assert isinstance(found, Instance)
         instance = found
 
-        if instance.spec.runtime != "docker":
-            error = InvalidRuntimeSpec(
-                f"spec.runtime of instance {key} is {instance.spec.runtime!r}; this controller "
-                "runs only 'docker' instances so far",
-                field="spec.runtime",
-            )
-            await self._write_status(instance, Outcome(sandbox=None, error=error), log)
-            return Result()
         if instance.metadata.deletion_timestamp is not None:
             return await self._finalize(instance, log)
-        if RUNTIME_FINALIZER not in instance.metadata.finalizers:
+        if RUNTIME_FINALIZER not in instance.metadata.finalizers and self._runs(instance):
             instance.metadata.finalizers.append(RUNTIME_FINALIZER)
             updated = await self._store.update(instance)
             assert isinstance(updated, Instance)
             instance = updated
         return await self._converge(instance, log)
 
+    def _runs(self, instance: Instance) -> bool:
+        """Whether this controller has the instance's runtime enabled.
+
+        An instance of a runtime this controller does not run gets no finalizer: nothing of it
+        can exist here, so deleting it must not wait for this controller.
+        """
+        try:
+            driver_for(self._runtime, instance.spec.runtime)
+        except InvalidRuntimeSpec:
+            return False
+        return True
+
     async def _observe(self, instance: Instance) -> Observation:
-        sandboxes = await self._runtime.list_owned(
+        # Only the instance's own driver is asked, so an outage of another runtime does not
+        # make this instance Unknown.
+        driver = driver_for(self._runtime, instance.spec.runtime)
+        sandboxes = await driver.list_owned(
             {LABEL_UID: str(instance.metadata.uid), LABEL_CONTROLLER: self._policy.controller_id}
         )
         hashes = desired_hashes(instance)
@@ -132,14 +142,21 @@ class InstanceReconciler:
             log.debug("instance is stalled; waiting before the next attempt")
             return Result(requeue_after=wait)
 
+        executor = Executor(
+            runtime=self._runtime,
+            recorder=self._recorder,
+            policy=self._policy,
+            log=log,
+            loadouts=self._loadouts,
+        )
         try:
             observation = await self._observe(instance)
         except RuntimeUnavailable as error:
             await self._write_status(instance, Outcome(sandbox=None, error=error), log)
             raise
-        executor = Executor(
-            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
-        )
+        except InvalidRuntimeSpec as error:
+            # The instance names a runtime this controller does not run.
+            return await self._handle_error(instance, error, executor, log)
         failure = exec_failure(observation)
         if failure is not None:
             failure_id, failure_error = failure
@@ -205,7 +222,11 @@ class InstanceReconciler:
         if RUNTIME_FINALIZER not in instance.metadata.finalizers:
             return Result()
         executor = Executor(
-            runtime=self._runtime, recorder=self._recorder, policy=self._policy, log=log
+            runtime=self._runtime,
+            recorder=self._recorder,
+            policy=self._policy,
+            log=log,
+            loadouts=self._loadouts,
         )
         try:
             observation = await self._observe(instance)

@@ -35,7 +35,6 @@ class Outcome:
     """The result of one reconcile: the sandbox seen last, any error, restarts and retries."""
 
     sandbox: SandboxState | None
-    runtime: str = "docker"
     error: SandboxError | None = None
     restarted: bool = False
     # The restart began a new crash streak because the sandbox had run long enough.
@@ -126,7 +125,12 @@ def build_status(
 
     # Runtime facts come only from the sandbox the runtime reported.
     if sandbox is not None:
-        status.runtime_ref = RuntimeRef(runtime=outcome.runtime, id=sandbox.id, name=sandbox.name)
+        status.runtime_ref = RuntimeRef(
+            runtime=instance.spec.runtime,
+            id=sandbox.id,
+            name=sandbox.name,
+            details=dict(sandbox.details),
+        )
         status.spec_hash = sandbox.labels.get(LABEL_SPEC_HASH)
         if sandbox.running:
             status.started_at = sandbox.started_at
@@ -168,7 +172,8 @@ def _conditions(
     if isinstance(error, RuntimeUnavailable):
         put(ConditionType.RUNTIME_READY, UNKNOWN, error.reason, str(error))
     elif sandbox is not None and sandbox.running:
-        put(ConditionType.RUNTIME_READY, TRUE, "Running", f"{outcome.runtime} sandbox is running")
+        running = f"{instance.spec.runtime} sandbox is running"
+        put(ConditionType.RUNTIME_READY, TRUE, "Running", running)
     elif sandbox is not None:
         put(ConditionType.RUNTIME_READY, FALSE, phase.value, _exit_text(sandbox))
     else:

@@ -226,6 +226,8 @@ class RuntimeRef(Model):
     runtime: str
     id: str
     name: str
+    # Driver facts for operators, such as a VM's domain, accelerator and serial log path.
+    details: dict[str, str] = Field(default_factory=dict)
 
 
 class AgentInfo(Model):

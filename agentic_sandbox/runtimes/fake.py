@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,7 +114,10 @@ class FakeRuntime:
         clock: Callable[[], datetime] | None = None,
         images: Iterable[str] | None = None,
         networks: Iterable[str] = (),
+        uuid_ids: bool = False,
     ) -> None:
+        """``uuid_ids`` gives sandboxes UUID ids, as libvirt domains have, instead of
+        ``fake-NNNN``; a RuntimeRouter routes such ids to its libvirt driver."""
         self.clock = clock or FakeClock().now
         self.images = None if images is None else set(images)
         self.networks = set(BUILTIN_NETWORKS) | set(networks)
@@ -124,11 +128,16 @@ class FakeRuntime:
         self._failures: dict[str, list[RuntimeFailure]] = {}
         self._subscribers: list[tuple[dict[str, str], asyncio.Queue[RuntimeEvent | None]]] = []
         self._ids = itertools.count(1)
+        self._uuid_ids = uuid_ids
         self._addresses = itertools.count(2)
         # Output lines per sandbox id, and an event set (then replaced) whenever output is
         # written or a sandbox stops, so that following log streams wake up.
         self.output: dict[str, list[bytes]] = {}
         self._output_changed = asyncio.Event()
+
+    def _next_id(self) -> str:
+        number = next(self._ids)
+        return str(uuid.UUID(int=number)) if self._uuid_ids else f"fake-{number:04d}"
 
     # Helpers for tests: simulate what the daemon does on its own.
 
@@ -206,7 +215,7 @@ class FakeRuntime:
                 f"network {spec.network!r} of sandbox {spec.name!r} does not exist"
             )
         sandbox = FakeSandbox(
-            id=f"fake-{next(self._ids):04d}",
+            id=self._next_id(),
             spec=spec,
             labels={**spec.labels, LABEL_MANAGED: "true"},
             status=SandboxStatus.CREATED,
