@@ -130,7 +130,20 @@ def _status_lines(item: Mapping[str, Any], now: datetime) -> list[str]:
         ("Last Exit", _last_exit_text(section(status, "lastExit"))),
         ("Spec Hash", text_or_none(status.get("specHash"))),
     ]
+    details = section(runtime_ref, "details")
+    for key, label in _DETAIL_LABELS:
+        if details.get(key):
+            fields.append((label, str(details[key])))
     return ["Status:", *render_fields(fields, indent=2)]
+
+
+# Driver facts shown under Status, in this order, when the runtime reports them.
+_DETAIL_LABELS = (
+    ("domain", "Domain"),
+    ("accelerator", "Accelerator"),
+    ("serialLog", "Serial Log"),
+    ("disk", "Disk"),
+)
 
 
 def _table_lines(title: str, headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from agentic_sandbox.cli.describe import describe_text
 from agentic_sandbox.crds.event import Event
 from agentic_sandbox.crds.meta import RUNTIME_FINALIZER
 from tests.cli.conftest import ApiServer
@@ -162,3 +164,27 @@ def test_delete_names_and_file_conflict(sandboxctl: Sandboxctl, tmp_path: Path) 
 
     assert result.code == 1
     assert "not both" in result.err
+
+
+def test_describe_shows_vm_details() -> None:
+    item = {
+        "metadata": {"name": "vm", "namespace": "default"},
+        "spec": {"runtime": "libvirt", "loadout": "tiny"},
+        "status": {
+            "phase": "Running",
+            "runtimeRef": {
+                "runtime": "libvirt",
+                "id": "3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+                "name": "vm",
+                "details": {
+                    "domain": "vm",
+                    "accelerator": "tcg",
+                    "serialLog": "/var/lib/agentic-sandbox/vms/vm/serial.log",
+                },
+            },
+        },
+    }
+    text = describe_text(item, [], now=datetime.now(UTC))
+    assert "Accelerator:" in text and "tcg" in text
+    assert "Serial Log:" in text and "/var/lib/agentic-sandbox/vms/vm/serial.log" in text
+    assert "Domain:" in text
