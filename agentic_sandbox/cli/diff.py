@@ -1,5 +1,7 @@
 """``sandboxctl diff -f PATH``: what an apply of the manifests would change, as unified diffs.
 
+``diff --gitsource NAME`` compares the next sync of a GitSource instead (``cli.gitsources``).
+
 For each object, the live labels, annotations and spec on the server are compared with those of
 the manifest, both in normalized wire form (defaults filled in, quantities normalized), so only
 real changes show. The source annotation is left out: the server sets it on every write.
@@ -33,20 +35,28 @@ def add_diff_command(
     diff = subparsers.add_parser(
         "diff",
         parents=[parent],
-        help="show what applying manifests would change",
+        help="show what applying manifests, or the next sync of a GitSource, would change",
         description="Compare the labels, annotations and spec of each object in the manifests "
-        "with the live object on the server and print unified diffs. Exit code: 0 when "
-        "nothing would change, 1 when something would, 2 on an error.",
+        "(or in a GitSource's repository at the commit its next sync would fetch) with the "
+        "live object on the server and print unified diffs. Exit code: 0 when nothing would "
+        "change, 1 when something would, 2 on an error.",
     )
-    diff.add_argument(
+    what = diff.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "-f",
         "--filename",
         metavar="PATH",
         action="append",
-        required=True,
         help="manifest file, directory (searched recursively) or - for standard input; "
         "repeat for several",
     )
+    what.add_argument(
+        "--gitsource",
+        metavar="NAME",
+        help="the GitSource whose next sync to compare; objects it would prune diff against "
+        "nothing",
+    )
+    diff.add_argument("-n", "--namespace", metavar="NS", help="--gitsource: its namespace")
     diff.set_defaults(command="diff")
 
 

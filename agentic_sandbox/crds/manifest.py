@@ -56,14 +56,19 @@ def load_json_manifests(text: str, *, source: str) -> list[ParsedDocument]:
     return _validate_all(read_json_documents(text, source=source), source)
 
 
-def load_manifest_file(path: str | os.PathLike[str]) -> list[ParsedDocument]:
+def load_manifest_file(
+    path: str | os.PathLike[str], *, source: str | None = None
+) -> list[ParsedDocument]:
     """Read, parse and validate one manifest file, choosing YAML or JSON by its suffix.
 
+    ``source`` is the file name used in documents and errors (default: ``path``), such as a
+    path inside a git repository for a file read from an exported tree.
     Raises ManifestError for an unsupported suffix, a file over the size limit, text that is not
     UTF-8, or an invalid document. OSError from reading the file (such as FileNotFoundError when
     an editor replaced it a moment ago) propagates unchanged.
     """
-    source = os.fspath(path)
+    if source is None:
+        source = os.fspath(path)
     suffix = os.path.splitext(source)[1].lower()
     if suffix not in MANIFEST_SUFFIXES:
         raise ManifestError(
@@ -71,7 +76,7 @@ def load_manifest_file(path: str | os.PathLike[str]) -> list[ParsedDocument]:
             f"use one of {', '.join(MANIFEST_SUFFIXES)}",
             file=source,
         )
-    with open(source, "rb") as file:
+    with open(path, "rb") as file:
         content = file.read(documents.MAX_MANIFEST_BYTES + 1)
     _check_size(len(content), source)
     text = _decode(content, source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentic_sandbox.crds.gitsource import GitSource
 from agentic_sandbox.crds.instance import Instance
 from agentic_sandbox.crds.loadout import Loadout
 from agentic_sandbox.crds.meta import API_VERSION, Resource
@@ -11,6 +12,7 @@ from agentic_sandbox.crds.meta import API_VERSION, Resource
 KINDS: dict[str, type[Resource]] = {
     Instance.KIND: Instance,
     Loadout.KIND: Loadout,
+    GitSource.KIND: GitSource,
 }
 
 

@@ -5,8 +5,9 @@ pydantic can describe: mounts in the short form ``"HOST:CONTAINER[:ro]"``, CPU c
 millicores, and sizes written as numbers or strings.
 
 Run ``python -m agentic_sandbox.crds.schema OUTDIR`` to write ``OUTDIR/instance.schema.json``,
-``OUTDIR/instance.yaml``, ``OUTDIR/loadout.schema.json`` and ``OUTDIR/loadout.yaml``. The
-repository keeps the output in ``crds/``, and a test fails when that copy is out of date.
+``OUTDIR/instance.yaml``, ``OUTDIR/loadout.schema.json``, ``OUTDIR/loadout.yaml``,
+``OUTDIR/gitsource.schema.json`` and ``OUTDIR/gitsource.yaml``. The repository keeps the
+output in ``crds/``, and a test fails when that copy is out of date.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from agentic_sandbox.crds.gitsource import COMMIT, REF_NAME, GitSource
+from agentic_sandbox.crds.gitsource import KIND as GITSOURCE_KIND
 from agentic_sandbox.crds.instance import ENV_NAME, KIND, NETWORK_NAME, RESERVED_ENV, Instance
 from agentic_sandbox.crds.loadout import KIND as LOADOUT_KIND
 from agentic_sandbox.crds.loadout import PERMISSIONS, Loadout
@@ -31,6 +34,8 @@ JSON_SCHEMA_FILE = "instance.schema.json"
 CRD_FILE = "instance.yaml"
 LOADOUT_JSON_SCHEMA_FILE = "loadout.schema.json"
 LOADOUT_CRD_FILE = "loadout.yaml"
+GITSOURCE_JSON_SCHEMA_FILE = "gitsource.schema.json"
+GITSOURCE_CRD_FILE = "gitsource.yaml"
 
 _MOUNT_SHORT_FORM = r"^/[^:]*:/[^:]*(:(ro|rw))?$"
 _CPUS_TEXT = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
@@ -367,6 +372,68 @@ def _drop_defaults(node: Any) -> None:
             _drop_defaults(item)
 
 
+_GITSOURCE_SPEC_DESCRIPTIONS = {
+    "url": "Repository address: https://, http://, ssh://, git://, file://, git@host:repo "
+    "or an absolute path.",
+    "ref": "The revision to follow: exactly one of branch, tag or commit (all 40 hex digits).",
+    "path": "Directory inside the repository whose manifests are applied; '' is the root.",
+    "interval": "Seconds between syncs, as an integer or a duration such as '90s', '5m' or "
+    "'1h30m'; between 1 second and 24 hours.",
+    "prune": "Delete the objects this source applied that the repository no longer declares.",
+    "suspend": "Stop syncing; everything applied stays as it is.",
+    "allowEmpty": "Let a commit whose path holds no manifest prune everything this source "
+    "applied. Without it such a commit deletes nothing.",
+}
+
+
+def gitsource_json_schema() -> dict[str, Any]:
+    """Build the JSON Schema (draft 2020-12) of a GitSource manifest, for editors."""
+    schema = GitSource.model_json_schema(by_alias=True, mode="validation")
+    _tidy(schema)
+    definitions = schema["$defs"]
+
+    schema["properties"]["apiVersion"] = {"const": API_VERSION, "type": "string"}
+    schema["properties"]["kind"] = {"const": GITSOURCE_KIND, "type": "string"}
+    schema["properties"]["status"]["readOnly"] = True
+    schema["required"] = ["apiVersion", "kind", "metadata", "spec"]
+
+    _adjust_metadata(definitions["ObjectMeta"])
+    spec = definitions["GitSourceSpec"]["properties"]
+    for name, description in _GITSOURCE_SPEC_DESCRIPTIONS.items():
+        spec[name]["description"] = description
+    ref = definitions["GitRef"]
+    ref["minProperties"] = 1
+    ref["maxProperties"] = 1
+    for name in ("branch", "tag"):
+        ref["properties"][name]["anyOf"][0]["pattern"] = REF_NAME.pattern
+    ref["properties"]["commit"]["anyOf"][0]["pattern"] = COMMIT.pattern
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": GENERATED_NOTICE,
+        **schema,
+    }
+
+
+def gitsource_crd() -> dict[str, Any]:
+    """Build the Kubernetes CustomResourceDefinition of the GitSource kind."""
+    schema = gitsource_json_schema()
+    definitions = schema.pop("$defs")
+    open_api = _to_open_api(_inline_refs(schema, definitions))
+    open_api["properties"]["metadata"] = {"type": "object"}
+    columns = [
+        {"name": "URL", "type": "string", "jsonPath": ".spec.url"},
+        {"name": "Applied", "type": "string", "jsonPath": ".status.lastAppliedCommit"},
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    version = {"subresources": {"status": {}}, "additionalPrinterColumns": columns}
+    return _crd(GITSOURCE_KIND, "gs", version, open_api)
+
+
 def render_json_schema() -> str:
     return json.dumps(instance_json_schema(), indent=2, sort_keys=False) + "\n"
 
@@ -401,6 +468,8 @@ def write_schemas(outdir: Path) -> list[Path]:
         (CRD_FILE, render_crd()),
         (LOADOUT_JSON_SCHEMA_FILE, render_loadout_json_schema()),
         (LOADOUT_CRD_FILE, render_loadout_crd()),
+        (GITSOURCE_JSON_SCHEMA_FILE, json.dumps(gitsource_json_schema(), indent=2) + "\n"),
+        (GITSOURCE_CRD_FILE, _render_yaml(gitsource_crd())),
     )
     for name, text in files:
         path = outdir / name
@@ -412,7 +481,8 @@ def write_schemas(outdir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m agentic_sandbox.crds.schema",
-        description="Write the Instance and Loadout JSON Schemas and CustomResourceDefinitions.",
+        description="Write the Instance, Loadout and GitSource JSON Schemas and "
+        "CustomResourceDefinitions.",
     )
     parser.add_argument("outdir", type=Path, help="directory to write the files into")
     args = parser.parse_args(argv)

@@ -254,7 +254,8 @@ class DirectorySource:
                 await asyncio.sleep(STORE_WATCH_RETRY_SECONDS)
 
     def _on_deleted(self, obj: Resource) -> None:
-        path = self._sync.owners.get(object_key(obj))
+        key = object_key(obj)
+        path = self._sync.owners.get(key) or self._sync.foreign.get(key)
         if path is not None:
             logger.info(
                 "declared object deleted; applying its file again",

@@ -69,9 +69,18 @@ async def record_applied(
 
 
 async def record_invalid(
-    store: Store, event_log: EventSink, path: str, keys: set[ObjectKey], error: ManifestError
+    store: Store,
+    event_log: EventSink,
+    path: str,
+    keys: set[ObjectKey],
+    error: ManifestError,
+    *,
+    source: str | None = None,
 ) -> None:
-    """Append ``source.invalid`` and set ``SourceSynced`` False on the file's objects."""
+    """Append ``source.invalid`` and set ``SourceSynced`` False on the file's objects.
+
+    ``source`` is the source id the event names; the default is the directory file's.
+    """
     details = {"file": path}
     line = error_line(error)
     if line is not None:
@@ -84,7 +93,7 @@ async def record_invalid(
             severity=EventSeverity.WARNING,
             reason=REASON_INVALID_MANIFEST,
             message=str(error),
-            source=source_id(path),
+            source=source or source_id(path),
             details=details,
         )
     )
@@ -95,9 +104,17 @@ async def record_invalid(
 
 
 async def record_deleted(
-    event_log: EventSink, path: str, key: ObjectKey, *, file_removed: bool
+    event_log: EventSink,
+    path: str,
+    key: ObjectKey,
+    *,
+    file_removed: bool,
+    source: str | None = None,
 ) -> None:
-    """Log and append ``source.pruned`` for an object deleted because its file let it go."""
+    """Log and append ``source.pruned`` for an object deleted because its file let it go.
+
+    ``source`` is the source id the event names; the default is the directory file's.
+    """
     instance = f"{key[1]}/{key[2]}"
     logger.info("source object deleted", extra={"instance": instance, "kind": key[0], "file": path})
     reason = "the file was removed" if file_removed else "the file no longer declares it"
@@ -108,7 +125,7 @@ async def record_deleted(
                 reason=REASON_REMOVED_FROM_SOURCE,
                 message=f"deleted {describe_key(key)}: {reason} ({path})",
                 instance=instance,
-                source=source_id(path),
+                source=source or source_id(path),
                 details={"file": path},
             )
         )
@@ -119,17 +136,41 @@ async def record_deleted(
 
 def duplicate_error(path: str, duplicates: list[Duplicate]) -> ManifestError:
     """Build the error of a file that declares objects owned by other files."""
-    first = duplicates[0]
-    message = (
-        f"{describe_key(first.key)} is already declared in {first.owner}; "
-        "declare each object in one file only"
+    return _owner_error(
+        path,
+        duplicates,
+        claimed="is already declared in",
+        fix="declare each object in one file only",
+        more="are declared twice",
     )
+
+
+def owned_elsewhere_error(path: str, duplicates: list[Duplicate]) -> ManifestError:
+    """Build the error of a file that declares objects another source owns.
+
+    ``Duplicate.owner`` is the owner's source id here, such as ``api`` or
+    ``gitsource:default/fleet:apps/web.yaml``.
+    """
+    return _owner_error(
+        path,
+        duplicates,
+        claimed="is managed by",
+        fix="it was not applied; remove it here, or release it at its owner first",
+        more="are managed elsewhere",
+    )
+
+
+def _owner_error(
+    path: str, duplicates: list[Duplicate], *, claimed: str, fix: str, more: str
+) -> ManifestError:
+    first = duplicates[0]
+    message = f"{describe_key(first.key)} {claimed} {first.owner}; {fix}"
     if len(duplicates) > 1:
-        message += f" ({len(duplicates) - 1} more object(s) are declared twice)"
+        message += f" ({len(duplicates) - 1} more object(s) {more})"
     errors = [
         FieldError(
             path="metadata.name",
-            message=f"{describe_key(dup.key)} is already declared in {dup.owner}",
+            message=f"{describe_key(dup.key)} {claimed} {dup.owner}",
             value=dup.key[2],
             line=dup.line,
         )

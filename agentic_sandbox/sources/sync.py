@@ -20,6 +20,8 @@ Guarantees:
   delete unless the save takes longer than ``settle_seconds``.
 - A store error while applying one file leaves that file marked unread, and the sync returns a
   retry time for it (exponential backoff); other files go on.
+- An object that another source (the API, a GitSource) owns is never written. The file's
+  other objects apply, the error names the owner, and the file is retried with backoff.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from dataclasses import dataclass, field
 from agentic_sandbox.crds.manifest import ParsedDocument
 from agentic_sandbox.crds.meta import SOURCE_ANNOTATION, Resource
 from agentic_sandbox.crds.registry import KINDS
-from agentic_sandbox.errors import ManifestError, StoreError
+from agentic_sandbox.errors import ManifestError, OwnedByOtherSource, StoreError
 from agentic_sandbox.sources.changes import TreeIndex
 from agentic_sandbox.sources.metrics import SourceCounters
 from agentic_sandbox.sources.observe import FileCondition, Observation, Previous, observe_file
 from agentic_sandbox.sources.ownership import (
     Claim,
+    Duplicate,
     ObjectKey,
     resolve_claims,
 )
@@ -49,13 +52,14 @@ from agentic_sandbox.sources.report import (
     EventSink,
     duplicate_error,
     error_line,
+    owned_elsewhere_error,
     record_applied,
     record_deleted,
     record_invalid,
     source_id,
 )
 from agentic_sandbox.sources.scan import Signature, scan_tree
-from agentic_sandbox.store.apply import ApplyOutcome, apply, delete_if_owned
+from agentic_sandbox.store.apply import ApplyOutcome, apply, delete_if_owned, exclusive_claim
 from agentic_sandbox.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -133,6 +137,8 @@ class DirectorySync:
         self.clock = clock
         self.files: dict[str, FileState] = {}
         self.owners: dict[ObjectKey, str] = {}
+        # Objects a file declares that another source (the API, a GitSource) owns, by file.
+        self.foreign: dict[ObjectKey, str] = {}
         self.index = TreeIndex(root)
         self.counters = SourceCounters()
         self._rechecks: dict[str, float] = {}
@@ -333,11 +339,19 @@ class DirectorySync:
         state = self.files.setdefault(path, FileState())
         observation = batch.observations[path]
         source = source_id(path)
+        claim = exclusive_claim(source)
         outcomes: list[ApplyOutcome] = []
+        foreign: list[Duplicate] = []
         try:
             for document in batch.documents[path]:
                 key = object_key(document.resource)
-                _, outcome = await apply(self.store, document.resource, source=source)
+                try:
+                    _, outcome = await apply(
+                        self.store, document.resource, source=source, claim=claim
+                    )
+                except OwnedByOtherSource as error:
+                    foreign.append(Duplicate(key=key, line=document.line, owner=error.owner))
+                    continue
                 state.keys.add(key)
                 self.owners[key] = path
                 outcomes.append(outcome)
@@ -345,23 +359,39 @@ class DirectorySync:
             self._store_failed(path, state, "apply", error)
             return set()
 
-        declared = batch.claims[path].declared.keys()
+        declared = batch.claims[path].declared.keys() - {dup.key for dup in foreign}
         dropped = state.keys - declared
         state.keys = set(declared)
-        self._accept(path, state, observation)
+        self._set_foreign(path, foreign)
+        self._accept(path, state, observation, clear_error=not foreign)
         self.counters.files_applied += 1
         self.counters.count(outcomes)
-        await self._record_applied(path, state, outcomes)
+        if foreign:
+            # Another source (the API, a GitSource) owns these objects. The file is looked at
+            # again with backoff, and at once when one of them is deleted.
+            await self._report_invalid(path, owned_elsewhere_error(path, foreign), None)
+            state.failures += 1
+            self._recheck(path, _retry_delay(state.failures))
+        else:
+            await self._record_applied(path, state, outcomes)
         return dropped
 
-    def _accept(self, path: str, state: FileState, observation: Observation) -> None:
+    def _set_foreign(self, path: str, duplicates: list[Duplicate]) -> None:
+        for key in [key for key, owner in self.foreign.items() if owner == path]:
+            del self.foreign[key]
+        self.foreign.update({dup.key: path for dup in duplicates})
+
+    def _accept(
+        self, path: str, state: FileState, observation: Observation, *, clear_error: bool = True
+    ) -> None:
         state.signature = observation.signature
         state.digest = observation.digest
         state.seen = True
         state.pending_since = None
         self._set_blocked(path, state, set())
-        state.failures = 0
-        state.logged_error = None
+        if clear_error:
+            state.failures = 0
+            state.logged_error = None
         self.index.record_real_path(path, observation.real_path)
 
     async def _record_applied(
@@ -435,6 +465,7 @@ class DirectorySync:
     def _forget(self, path: str) -> None:
         self.files.pop(path, None)
         self._blocked.discard(path)
+        self._set_foreign(path, [])
         self.index.record_real_path(path, None)
 
     def _store_failed(self, path: str, state: FileState, step: str, error: StoreError) -> None:
@@ -443,7 +474,7 @@ class DirectorySync:
         state.digest = None
         state.failures += 1
         self.counters.store_errors += 1
-        delay = min(RETRY_INITIAL_SECONDS * 2 ** (state.failures - 1), RETRY_MAX_SECONDS)
+        delay = _retry_delay(state.failures)
         logger.warning(
             "manifest file sync failed; will retry: %s",
             error,
@@ -456,6 +487,11 @@ class DirectorySync:
 
 
 _READ = (FileCondition.VALID, FileCondition.INVALID)
+
+
+def _retry_delay(failures: int) -> float:
+    delay: float = RETRY_INITIAL_SECONDS * 2 ** (failures - 1)
+    return min(delay, RETRY_MAX_SECONDS)
 
 
 def _observe_all(jobs: dict[str, Previous]) -> dict[str, Observation]:

@@ -25,6 +25,8 @@ def test_repository_files_current() -> None:
 def test_main_writes_all_files(tmp_path: Path) -> None:
     assert schema.main([str(tmp_path / "out")]) == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "gitsource.schema.json",
+        "gitsource.yaml",
         "instance.schema.json",
         "instance.yaml",
         "loadout.schema.json",

@@ -54,7 +54,9 @@ def test_api_version_missing() -> None:
 def test_kind_unknown() -> None:
     error = only_error({**instance_dict(), "kind": "Instanse"})
     assert error.path == "kind"
-    assert error.message == "'Instanse' is not a kind served here; expected 'Instance' or 'Loadout'"
+    assert error.message == (
+        "'Instanse' is not a kind served here; expected 'GitSource' or 'Instance' or 'Loadout'"
+    )
 
 
 def test_not_a_mapping() -> None:
