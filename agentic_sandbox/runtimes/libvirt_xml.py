@@ -6,9 +6,15 @@ checks its input and touches neither libvirt nor the file system.
 
 The ownership facts (the labels that Docker objects carry) sit in the domain's ``<metadata>``
 as one element per fact inside a single ``<sandbox:ownership>`` element in the project's
-namespace. libvirt keeps custom metadata only in a namespaced element, at most one top-level
-element per namespace. ``parse_ownership`` reads them back as the same label names, so the
+namespace; any other label becomes a ``<sandbox:label key="...">`` element there. libvirt
+keeps custom metadata only in a namespaced element, at most one top-level element per
+namespace. ``parse_ownership`` reads them back as the same label names, so the
 garbage collector and adoption match domains exactly as they match containers.
+
+A second element, ``<sandbox-vm:vm>`` in its own namespace, is the ``VmRecord``: the base
+image and the times libvirt does not keep (created, last started, last stopped and why). It
+has its own namespace so the driver can rewrite it with ``virDomainSetMetadata`` without
+touching the ownership facts.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import re
 import uuid as uuid_module
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from agentic_sandbox.crds.loadout import NetworkMode
@@ -33,6 +40,9 @@ from agentic_sandbox.runtimes.base import (
 METADATA_NAMESPACE = "https://sandbox.agentic.dev/xmlns/v1"
 METADATA_PREFIX = "sandbox"
 OWNERSHIP_ELEMENT = "ownership"
+RECORD_NAMESPACE = "https://sandbox.agentic.dev/xmlns/v1/vm"
+RECORD_PREFIX = "sandbox-vm"
+RECORD_ELEMENT = "vm"
 # libvirt's own NAT network, which keeps guest traffic on this machine.
 LIBVIRT_NETWORK = "default"
 
@@ -46,6 +56,8 @@ OWNERSHIP_ELEMENTS: dict[str, str] = {
     LABEL_HASH_SCHEMA: "hash-schema",
 }
 _OWNERSHIP_LABELS = {element: label for label, element in OWNERSHIP_ELEMENTS.items()}
+# Element of any other label: <sandbox:label key="NAME">VALUE</sandbox:label>.
+LABEL_ELEMENT = "label"
 
 # A runtime object name: a DNS-1123 label, or ``namespace.name`` (see controller.desired).
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -54,15 +66,40 @@ DOMAIN_NAME = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})?$")
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 ET.register_namespace(METADATA_PREFIX, METADATA_NAMESPACE)
+ET.register_namespace(RECORD_PREFIX, RECORD_NAMESPACE)
+
+
+@dataclass(frozen=True)
+class VmRecord:
+    """What the driver records about a domain in its metadata, because libvirt keeps no such facts.
+
+    ``stop_reason`` is the libvirt shutoff reason of the last stop (``shutdown``,
+    ``destroyed``, ``crashed``, ``failed``...) as the driver saw it, or None while running or
+    before the first stop.
+    """
+
+    base_image: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    stop_reason: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the last recorded start has no recorded stop after it."""
+        if self.started_at is None:
+            return False
+        return self.finished_at is None or self.finished_at < self.started_at
 
 
 @dataclass(frozen=True)
 class DomainSpec:
     """Everything ``build_domain_xml`` needs for one virtual machine.
 
-    ``disk_path`` is the qcow2 overlay on the base image; the base image itself is never
-    attached. ``network_mode`` is ``user`` (user-mode networking, nothing exposed on the host),
-    ``libvirt`` (libvirt's ``default`` network) or ``isolated`` (no interface at all).
+    ``disk_path`` is the qcow2 overlay on the base image ``backing_image`` (format
+    ``backing_format``); the base image itself is never attached. ``network_mode`` is ``user``
+    (user-mode networking, nothing exposed on the host), ``libvirt`` (libvirt's ``default``
+    network) or ``isolated`` (no interface at all). ``record`` goes into the metadata.
     """
 
     name: str
@@ -78,6 +115,9 @@ class DomainSpec:
     cmdline: str | None = None
     network_mode: NetworkMode = NetworkMode.USER
     domain_type: Literal["kvm", "qemu"] = "qemu"
+    backing_image: str | None = None
+    backing_format: Literal["qcow2", "raw"] = "qcow2"
+    record: VmRecord | None = None
 
     def __post_init__(self) -> None:
         _check_spec(self)
@@ -92,6 +132,8 @@ def _check_spec(spec: DomainSpec) -> None:
         raise ValueError(f"memory_bytes is {spec.memory_bytes}; expected at least 1 MiB")
     if spec.domain_type not in ("kvm", "qemu"):
         raise ValueError(f"domain_type is {spec.domain_type!r}; expected 'kvm' or 'qemu'")
+    if spec.backing_format not in ("qcow2", "raw"):
+        raise ValueError(f"backing_format is {spec.backing_format!r}; expected 'qcow2' or 'raw'")
     if spec.uuid is not None:
         try:
             uuid_module.UUID(spec.uuid)
@@ -106,20 +148,22 @@ def _check_spec(spec: DomainSpec) -> None:
         "seed_iso_path": spec.seed_iso_path,
         "kernel": spec.kernel,
         "initrd": spec.initrd,
+        "backing_image": spec.backing_image,
     }
     for name, path in paths.items():
         if path is not None and not path.startswith("/"):
             raise ValueError(f"{name} {path!r} is not an absolute path")
 
-    unknown = sorted(set(spec.ownership) - set(OWNERSHIP_ELEMENTS))
-    if unknown:
-        raise ValueError(
-            f"ownership has unknown labels {unknown}; expected some of the labels "
-            f"{sorted(OWNERSHIP_ELEMENTS)}"
-        )
-    texts = [*spec.ownership.values(), spec.cmdline or "", *(p or "" for p in paths.values())]
+    if any(not label for label in spec.ownership):
+        raise ValueError("ownership has an empty label name")
+    texts = [
+        *spec.ownership,
+        *spec.ownership.values(),
+        spec.cmdline or "",
+        *(p or "" for p in paths.values()),
+    ]
     if any(_XML_FORBIDDEN.search(text) for text in texts):
-        raise ValueError("a path, cmdline or ownership value contains a control character")
+        raise ValueError("a path, cmdline or ownership label contains a control character")
 
 
 def vcpus_for(cpus: float) -> int:
@@ -133,7 +177,7 @@ def build_domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(domain, "name").text = spec.name
     if spec.uuid is not None:
         ET.SubElement(domain, "uuid").text = str(uuid_module.UUID(spec.uuid))
-    _add_metadata(domain, spec.ownership)
+    _add_metadata(domain, spec.ownership, spec.record)
 
     memory_kib = str(math.ceil(spec.memory_bytes / 1024))
     ET.SubElement(domain, "memory", unit="KiB").text = memory_kib
@@ -162,12 +206,19 @@ def build_domain_xml(spec: DomainSpec) -> str:
     return ET.tostring(domain, encoding="unicode")
 
 
-def _add_metadata(domain: ET.Element, ownership: dict[str, str]) -> None:
+def _add_metadata(domain: ET.Element, ownership: dict[str, str], record: VmRecord | None) -> None:
     metadata = ET.SubElement(domain, "metadata")
     owner = ET.SubElement(metadata, f"{{{METADATA_NAMESPACE}}}{OWNERSHIP_ELEMENT}")
     for label in sorted(ownership):
-        element = OWNERSHIP_ELEMENTS[label]
-        ET.SubElement(owner, f"{{{METADATA_NAMESPACE}}}{element}").text = ownership[label]
+        element = OWNERSHIP_ELEMENTS.get(label)
+        if element is None:
+            # Any other label, such as one a test adds to find its own domains.
+            other = ET.SubElement(owner, f"{{{METADATA_NAMESPACE}}}{LABEL_ELEMENT}", key=label)
+            other.text = ownership[label]
+        else:
+            ET.SubElement(owner, f"{{{METADATA_NAMESPACE}}}{element}").text = ownership[label]
+    if record is not None:
+        metadata.append(_record_element(record, f"{{{RECORD_NAMESPACE}}}"))
 
 
 def _add_os(domain: ET.Element, spec: DomainSpec) -> None:
@@ -188,9 +239,8 @@ def _add_cpu(domain: ET.Element, domain_type: str) -> None:
         ET.SubElement(domain, "cpu", mode="host-model")
         return
     # host-model needs KVM. Under TCG, "maximum" (QEMU's "-cpu max") emulates every CPU
-    # feature QEMU can, so guests built for x86-64-v2 or later still boot.
-    # NOTE: mode "maximum" needs libvirt 7.1 or later, a version recalled from libvirt's
-    # release notes and not yet checked against a running libvirtd.
+    # feature QEMU can, so guests built for x86-64-v2 or later still boot. libvirt accepts
+    # mode "maximum" from version 7.1; checked with libvirt 9.0 and QEMU 7.2.
     ET.SubElement(domain, "cpu", mode="maximum", check="none")
 
 
@@ -198,6 +248,8 @@ def _add_disks(devices: ET.Element, spec: DomainSpec) -> None:
     disk = ET.SubElement(devices, "disk", type="file", device="disk")
     ET.SubElement(disk, "driver", name="qemu", type="qcow2", discard="unmap")
     ET.SubElement(disk, "source", file=spec.disk_path)
+    if spec.backing_image is not None:
+        _add_backing_store(disk, spec.backing_image, spec.backing_format)
     ET.SubElement(disk, "target", dev="vda", bus="virtio")
     if spec.seed_iso_path is None:
         return
@@ -210,6 +262,19 @@ def _add_disks(devices: ET.Element, spec: DomainSpec) -> None:
     ET.SubElement(cdrom, "source", file=spec.seed_iso_path)
     ET.SubElement(cdrom, "target", dev="sda", bus="scsi")
     ET.SubElement(cdrom, "readonly")
+
+
+def _add_backing_store(disk: ET.Element, path: str, image_format: str) -> None:
+    # With dynamic_ownership (libvirt's default), libvirt chowns every image of the chain to
+    # the QEMU user and, for a read-only backing image, never restores the owner. A base image
+    # shared by many domains must stay as its owner made it, so relabelling is turned off for
+    # it, and QEMU reads it through its permission bits. The empty <backingStore/> ends the
+    # chain: the base image has no backing file of its own.
+    backing = ET.SubElement(disk, "backingStore", type="file")
+    ET.SubElement(backing, "format", type=image_format)
+    source = ET.SubElement(backing, "source", file=path)
+    ET.SubElement(source, "seclabel", model="dac", relabel="no")
+    ET.SubElement(backing, "backingStore")
 
 
 def _add_interface(devices: ET.Element, mode: NetworkMode) -> None:
@@ -249,7 +314,80 @@ def parse_ownership(xml: str) -> dict[str, str]:
     for child in owner:
         if not child.tag.startswith(prefix):
             continue
-        label = _OWNERSHIP_LABELS.get(child.tag.removeprefix(prefix))
+        element = child.tag.removeprefix(prefix)
+        if element == LABEL_ELEMENT and child.get("key"):
+            labels[str(child.get("key"))] = child.text or ""
+            continue
+        label = _OWNERSHIP_LABELS.get(element)
         if label is not None:
             labels[label] = child.text or ""
     return labels
+
+
+def _record_element(record: VmRecord, prefix: str) -> ET.Element:
+    element = ET.Element(f"{prefix}{RECORD_ELEMENT}")
+    ET.SubElement(element, f"{prefix}base-image").text = record.base_image
+    times = {
+        "created-at": record.created_at,
+        "started-at": record.started_at,
+        "finished-at": record.finished_at,
+    }
+    for name, value in times.items():
+        if value is not None:
+            ET.SubElement(element, f"{prefix}{name}").text = value.isoformat()
+    if record.stop_reason is not None:
+        ET.SubElement(element, f"{prefix}stop-reason").text = record.stop_reason
+    return element
+
+
+def record_metadata_xml(record: VmRecord) -> str:
+    """Render ``record`` for ``virDomainSetMetadata`` with RECORD_NAMESPACE and RECORD_PREFIX.
+
+    libvirt takes the element without a namespace and puts it in the namespace it is given.
+    """
+    return ET.tostring(_record_element(record, ""), encoding="unicode")
+
+
+def parse_record(xml: str) -> VmRecord | None:
+    """Read the VmRecord of a domain XML, or None when it has none or it is unreadable."""
+    domain = ET.fromstring(xml)
+    prefix = f"{{{RECORD_NAMESPACE}}}"
+    element = domain.find(f"metadata/{prefix}{RECORD_ELEMENT}")
+    if element is None:
+        return None
+    base_image = element.findtext(f"{prefix}base-image")
+    created_at = _parse_time(element.findtext(f"{prefix}created-at"))
+    if base_image is None or created_at is None:
+        return None
+    return VmRecord(
+        base_image=base_image,
+        created_at=created_at,
+        started_at=_parse_time(element.findtext(f"{prefix}started-at")),
+        finished_at=_parse_time(element.findtext(f"{prefix}finished-at")),
+        stop_reason=element.findtext(f"{prefix}stop-reason"),
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # Times are written in UTC; one without an offset was not written by this module.
+    return value if value.tzinfo is not None else None
+
+
+def build_probe_xml(name: str, domain_type: Literal["kvm", "qemu"]) -> str:
+    """Build a domain with no devices and the CPU of ``domain_type``, to test that it starts."""
+    domain = ET.Element("domain", type=domain_type)
+    ET.SubElement(domain, "name").text = name
+    ET.SubElement(domain, "memory", unit="MiB").text = "16"
+    ET.SubElement(domain, "vcpu").text = "1"
+    os_element = ET.SubElement(domain, "os")
+    ET.SubElement(os_element, "type").text = "hvm"
+    _add_cpu(domain, domain_type)
+    devices = ET.SubElement(domain, "devices")
+    ET.SubElement(devices, "memballoon", model="none")
+    return ET.tostring(domain, encoding="unicode")

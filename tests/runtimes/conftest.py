@@ -1,13 +1,16 @@
-"""Fixtures for the runtime driver tests: a busybox image, labelled cleanup, a socket proxy.
+"""Fixtures for the runtime driver tests: a busybox image, labelled cleanup, a socket proxy,
+and for the libvirt driver a VM directory and domain names that are cleaned up.
 
 Every container and network a test creates carries ``agentic-test.run=<run id>`` and its own
 controller id, and the finalizers remove exactly those, so tests can share the Docker Engine
-with other users.
+with other users. Every domain a libvirt test defines has a name starting with the test's own
+prefix, and the finalizer removes exactly those domains and their directories.
 """
 
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -16,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import docker
+import libvirt  # type: ignore[import-untyped]
 import pytest
 
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER
@@ -102,3 +106,49 @@ async def socket_proxy() -> AsyncIterator[SocketProxy]:
         await proxy.start()
         yield proxy
         await proxy.stop()
+
+
+LIBVIRT_URI = "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def libvirt_vm_dir() -> Iterator[Path]:
+    """A VM directory for the session under /var/tmp, which QEMU's user can traverse.
+
+    pytest's tmp_path is below a mode 0700 directory, where QEMU could not open a disk.
+    """
+    directory = Path(tempfile.mkdtemp(prefix=f"agentic-sandbox-test-{RUN_ID}-", dir="/var/tmp"))
+    directory.chmod(0o711)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def domain_prefix(libvirt_vm_dir: Path) -> Iterator[str]:
+    """A domain name prefix unique to the test; its domains and their directories go after it."""
+    prefix = f"astest-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    remove_test_domains(LIBVIRT_URI, prefix)
+    for directory in libvirt_vm_dir.glob(f"{prefix}*"):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_test_domains(uri: str, prefix: str) -> None:
+    """Destroy and undefine every domain on ``uri`` whose name starts with ``prefix``."""
+    try:
+        connection = libvirt.open(uri)
+    except libvirt.libvirtError:
+        return  # libvirtd is not there, so the test defined nothing
+    try:
+        for domain in connection.listAllDomains(0):
+            if not domain.name().startswith(prefix):
+                continue
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(
+                libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            )
+    finally:
+        connection.close()
