@@ -1,8 +1,9 @@
 """The composition root of ``sandboxctl serve``: the only module that wires every layer together.
 
-It opens the store, connects the runtime, and runs the controller, the HTTP API and the
-directory source in one event loop until SIGTERM or SIGINT. Shutdown stops the triggers first,
-then lets running reconciles finish (up to a deadline), then closes the store.
+It opens the store, connects the runtime, and runs the controller, the HTTP API, the
+directory source and the git sources in one event loop until SIGTERM or SIGINT. Shutdown
+stops the triggers first, then lets running reconciles finish (up to a deadline), then closes
+the store.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from agentic_sandbox.agent.hub import AgentHub
+from agentic_sandbox.agent.server import AgentServer, AgentServerError
 from agentic_sandbox.api.app import create_app
 from agentic_sandbox.api.limits import (
     KEEP_ALIVE_TIMEOUT_SECONDS,
@@ -33,17 +36,25 @@ from agentic_sandbox.controller.credentials import (
     load_or_create_token,
     read_operator_token,
 )
-from agentic_sandbox.controller.desired import HostPolicy
+from agentic_sandbox.controller.desired import AGENT_SOCKET_NAME, HostPolicy
 from agentic_sandbox.controller.gc import GcSettings
+from agentic_sandbox.controller.loadouts import LoadoutCatalog
 from agentic_sandbox.controller.manager import Controller
 from agentic_sandbox.errors import RuntimeUnavailable
+from agentic_sandbox.runtimes.base import Runtime
 from agentic_sandbox.runtimes.docker import DockerRuntime
+from agentic_sandbox.runtimes.docker_bridge import bridge_gateway
+from agentic_sandbox.runtimes.libvirt import LibvirtRuntime
+from agentic_sandbox.runtimes.router import RuntimeRouter
 from agentic_sandbox.sources.directory import DirectorySource
+from agentic_sandbox.sources.git_sources import GitSources
 from agentic_sandbox.store.sqlite import SqliteStore
 
 logger = logging.getLogger("agentic_sandbox")
 
 SHUTDOWN_DRAIN_SECONDS = 10.0
+# Longest Unix socket path Linux accepts (sun_path holds 108 bytes with the final NUL).
+MAX_SOCKET_PATH = 107
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -163,20 +174,41 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+async def _open_runtimes(settings: Settings) -> RuntimeRouter:
+    """Create the Docker driver and, unless turned off, the libvirt driver behind one router.
+
+    A daemon that does not respond yet is only logged: its instances report Unknown until it
+    does, and the other runtime's instances are not held up.
+    """
+    drivers: dict[str, Runtime] = {
+        "docker": DockerRuntime(
+            base_url=settings.docker_host,
+            call_timeout=settings.runtime_call_timeout,
+            allow_socket_mounts=settings.allow_docker_socket,
+        )
+    }
+    if settings.libvirt_uri is not None:
+        drivers["libvirt"] = LibvirtRuntime(
+            uri=settings.libvirt_uri,
+            vm_dir=settings.vm_dir,
+            call_timeout=settings.runtime_call_timeout,
+        )
+    for name, driver in drivers.items():
+        try:
+            await driver.ping()
+        except RuntimeUnavailable as error:
+            logger.warning(
+                "runtime is not reachable yet; will keep retrying runtime=%s error=%s", name, error
+            )
+    return RuntimeRouter(drivers)
+
+
 async def _serve(settings: Settings, listener: socket.socket) -> None:
     token = api_token(settings)
     controller_id = settings.controller_id or load_or_create_controller_id(settings.state_dir)
 
     store = await SqliteStore(settings.database_path).open()
-    runtime = DockerRuntime(
-        base_url=settings.docker_host,
-        call_timeout=settings.runtime_call_timeout,
-        allow_socket_mounts=settings.allow_docker_socket,
-    )
-    try:
-        await runtime.ping()
-    except RuntimeUnavailable as error:
-        logger.warning("docker is not reachable yet; will keep retrying error=%s", error)
+    runtime = await _open_runtimes(settings)
 
     policy = HostPolicy(
         controller_id=controller_id,
@@ -184,7 +216,9 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         workspace_root=settings.workspace_root,
         management_server=settings.agent_server_address,
         allow_docker_socket=settings.allow_docker_socket,
+        agent_socket_dir=_agent_socket_dir(settings),
     )
+    catalog = LoadoutCatalog(store, settings.loadout_dir)
     controller = Controller(
         store=store,
         runtime=runtime,
@@ -201,16 +235,35 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
             name_prefix=settings.docker_orphan_name_prefix,
             startup_delay=settings.gc_startup_delay,
         ),
+        loadouts=lambda name, namespace: catalog.resolve(name, namespace=namespace),
+        agent_heartbeat_interval=settings.agent_heartbeat_interval,
+    )
+    agent_hub = AgentHub()
+    agent_server = AgentServer(
+        tracker=controller.agents,
+        hub=agent_hub,
+        recorder=controller.recorder,
+        addresses=await agent_addresses(settings),
+        unix_socket=(
+            policy.agent_socket_dir / AGENT_SOCKET_NAME if policy.agent_socket_dir else None
+        ),
+    )
+    # Each GitSource's repository cache lives under the state directory.
+    git_sources = GitSources(
+        store=store, event_log=store.events, cache_root=settings.state_dir / "git"
     )
     api = create_app(
         store=store,
         event_log=store.events,
+        git_sync=git_sources,
         token=token,
         gc=controller.gc,
         runtime=runtime,
         controller_metrics=controller.metrics,
         queue=controller.queue,
         controller_id=controller_id,
+        loadouts=catalog,
+        commands=agent_hub,
     )
     server = _EmbeddedServer(server_config(api, settings))
     source = None
@@ -218,11 +271,54 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         source = DirectorySource(settings.manifests_dir, store=store, event_log=store.events)
 
     try:
-        await _run_until_signal(controller, server, source, listener)
+        await agent_server.start()
+    except AgentServerError as error:
+        await runtime.close()
+        await store.close()
+        raise SystemExit(f"error: {error}") from None
+    try:
+        await _run_until_signal(controller, server, source, listener, git_sources=git_sources)
     finally:
+        await agent_server.stop(SHUTDOWN_DRAIN_SECONDS)
         await runtime.close()
         await store.close()
         logger.info("controller stopped")
+
+
+def _agent_socket_dir(settings: Settings) -> Path | None:
+    """Return the agent socket's directory, or None when its path is too long for a socket."""
+    directory = settings.agent_socket_dir
+    if len(str(directory / AGENT_SOCKET_NAME)) > MAX_SOCKET_PATH:
+        logger.warning(
+            "agent socket path too long; sandboxes with network none cannot reach the agent "
+            "server path=%s",
+            directory / AGENT_SOCKET_NAME,
+        )
+        return None
+    return directory
+
+
+async def agent_addresses(settings: Settings) -> list[str]:
+    """Return the ``host:port`` listeners of the agent server.
+
+    By default: loopback, and the Docker bridge gateway that containers reach as
+    host.docker.internal. Never the wildcard address unless the operator lists it.
+    """
+    hosts = list(settings.agent_hosts)
+    if not hosts:
+        hosts = ["127.0.0.1"]
+        gateway = await bridge_gateway(settings.docker_host)
+        if gateway is None:
+            logger.warning(
+                "agent server listens on loopback only; containers cannot reach it until "
+                "the Docker bridge exists and the controller restarts"
+            )
+        else:
+            hosts.append(gateway)
+    return [
+        f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
+        for host in hosts
+    ]
 
 
 async def _run_until_signal(
@@ -230,6 +326,8 @@ async def _run_until_signal(
     server: uvicorn.Server,
     source: DirectorySource | None,
     listener: socket.socket,
+    *,
+    git_sources: GitSources | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -240,6 +338,8 @@ async def _run_until_signal(
         asyncio.create_task(controller.run(), name="controller"),
         asyncio.create_task(server.serve(sockets=[listener]), name="api"),
     ]
+    if git_sources is not None:
+        tasks.append(asyncio.create_task(git_sources.run(), name="git-sources"))
     if source is not None:
         tasks.append(asyncio.create_task(source.run(), name="directory-source"))
     stopper = asyncio.create_task(stop.wait(), name="signal")
@@ -257,6 +357,10 @@ async def _run_until_signal(
 
     if source is not None:
         tasks[-1].cancel()
+    if git_sources is not None:
+        # Syncs that are running finish (or are cancelled at the deadline) before the
+        # controller drains, so their writes are reconciled or left for the next start.
+        await git_sources.stop(SHUTDOWN_DRAIN_SECONDS)
     server.should_exit = True
     await controller.stop(SHUTDOWN_DRAIN_SECONDS)
     for task in tasks:

@@ -12,15 +12,18 @@ from ``retryable``, never from the text of a message.
     │   ├── AlreadyExists             terminal for the request
     │   ├── Conflict                  retryable: resourceVersion precondition failed, re-read
     │   ├── Expired                   retryable: watch history compacted, relist then rewatch
+    │   ├── OwnedByOtherSource        terminal: another source (file, API, GitSource) owns it
     │   └── StoreUnavailable          retryable: the database cannot be read or written
-    └── RuntimeFailure
-        ├── RuntimeUnavailable        retryable: daemon down, connection refused
-        │   └── RuntimeTimeout        retryable: a runtime call exceeded its deadline
-        ├── RuntimeObjectNotFound     retryable: the object vanished between observe and act
-        ├── ImageNotFound             terminal until the image is built or the spec changes
-        ├── NameConflict              terminal: the name is taken by an object we do not own
-        ├── InvalidRuntimeSpec        terminal: the runtime rejected the spec (bad mount, network)
-        └── RuntimeAPIError           retryable: any other error the runtime returned
+    ├── RuntimeFailure
+    │   ├── RuntimeUnavailable        retryable: daemon down, connection refused
+    │   │   └── RuntimeTimeout        retryable: a runtime call exceeded its deadline
+    │   ├── RuntimeObjectNotFound     retryable: the object vanished between observe and act
+    │   ├── ImageNotFound             terminal until the image is built or the spec changes
+    │   ├── NameConflict              terminal: the name is taken by an object we do not own
+    │   ├── InvalidRuntimeSpec        terminal: the runtime rejected the spec (bad mount, network)
+    │   └── RuntimeAPIError           retryable: any other error the runtime returned
+    └── AgentError
+        └── AgentNotConnected         retryable: the sandbox's agent has no live connection
 """
 
 from __future__ import annotations
@@ -113,6 +116,17 @@ class Expired(StoreError):
     reason = "Expired"
 
 
+class OwnedByOtherSource(StoreError):
+    """A source wrote to an object that another source owns; ``owner`` is that source's id."""
+
+    retryable = False
+    reason = "OwnedByOtherSource"
+
+    def __init__(self, message: str, *, owner: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
 class StoreUnavailable(StoreError):
     reason = "StoreUnavailable"
 
@@ -125,6 +139,8 @@ class RuntimeFailure(SandboxError):
 
 class RuntimeUnavailable(RuntimeFailure):
     reason = "RuntimeUnavailable"
+    # Seconds after which a retry may succeed, when the runtime knows (an open circuit does).
+    retry_after: float | None = None
 
 
 class RuntimeTimeout(RuntimeUnavailable):
@@ -159,3 +175,13 @@ class InvalidRuntimeSpec(RuntimeFailure):
 
 class RuntimeAPIError(RuntimeFailure):
     reason = "RuntimeAPIError"
+
+
+class AgentError(SandboxError):
+    """Base class of failures to reach or use an in-sandbox agent."""
+
+    reason = "AgentError"
+
+
+class AgentNotConnected(AgentError):
+    reason = "AgentNotConnected"

@@ -41,7 +41,11 @@ class BenchController:
         self.port = free_port()
         self.controller_id = f"bench-{uuid.uuid4().hex[:8]}"
         sandboxctl = Path(sys.executable).parent / "sandboxctl"
-        env = {**os.environ, "AGENTIC_SANDBOX_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "AGENTIC_SANDBOX_LOG_LEVEL": "warning",
+            "AGENTIC_SANDBOX_GRPC_PORT": str(free_port()),
+        }
         with open(self.state_dir / "controller.log", "wb") as log:
             self.process = subprocess.Popen(
                 [

@@ -174,8 +174,24 @@ start_daemon() {
 # Start virtlogd and libvirtd in the background unless libvirtd already responds on
 # qemu:///system, then wait until it responds or LIBVIRTD_START_TIMEOUT seconds pass. There is
 # no init system here, so the daemons run without socket activation.
+# Give /dev/kvm the owner and mode that udev gives it on a machine with an init system (group
+# kvm, which QEMU's user libvirt-qemu belongs to). Without it libvirtd finds KVM while probing
+# QEMU as root but not when checking as libvirt-qemu, throws its capability cache away on every
+# call, and each define then takes about a minute.
+ensure_kvm_device_access() {
+    [ -c /dev/kvm ] || return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    getent group kvm >/dev/null || return 0
+    if [ "$(stat -c %G /dev/kvm)" != kvm ] || [ $((0$(stat -c %a /dev/kvm) & 060)) -ne 060 ]; then
+        log "giving /dev/kvm to group kvm (mode 0660), as udev does"
+        chgrp kvm /dev/kvm
+        chmod g+rw /dev/kvm
+    fi
+}
+
 ensure_libvirtd() {
     command -v virsh >/dev/null || die "virsh is missing; install the libvirt-clients package"
+    ensure_kvm_device_access
     if libvirtd_responds; then
         log "libvirtd is running"
         return 0

@@ -17,17 +17,22 @@ from agentic_sandbox.api.compat_containers import ContainerRoutes
 from agentic_sandbox.api.compat_vms import VmRoutes
 from agentic_sandbox.api.dryrun import DryRunner
 from agentic_sandbox.api.events import EventLog, EventRoutes
+from agentic_sandbox.api.exec import ExecRoutes
 from agentic_sandbox.api.gc import Collector, GcRoutes
+from agentic_sandbox.api.gitsources import GitSourceRoutes, GitSyncer
 from agentic_sandbox.api.health import HEALTH_PATHS, HealthRoutes
 from agentic_sandbox.api.images import DEFAULT_CATALOG_PATH, ImageCatalog, ImageRoutes
 from agentic_sandbox.api.instances import InstanceRoutes
 from agentic_sandbox.api.limits import BodyDeadlineMiddleware
+from agentic_sandbox.api.loadouts import LoadoutRoutes
 from agentic_sandbox.api.logs import LogRoutes
 from agentic_sandbox.api.metrics import METRICS_PATH, MetricSources, MetricsRoutes, QueueStats
 from agentic_sandbox.api.openapi import OpenApiRoutes
 from agentic_sandbox.api.problems import EXCEPTION_HANDLERS
 from agentic_sandbox.api.timing import RequestDurations, RequestTimingMiddleware
 from agentic_sandbox.api.verbs import VerbRoutes
+from agentic_sandbox.controller.agent_commands import CommandRunner
+from agentic_sandbox.controller.loadouts import LoadoutCatalog
 from agentic_sandbox.controller.metrics import ControllerMetrics
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.runtimes.base import Runtime
@@ -45,6 +50,9 @@ def create_app(
     controller_metrics: ControllerMetrics | None = None,
     queue: QueueStats | None = None,
     controller_id: str | None = None,
+    loadouts: LoadoutCatalog | None = None,
+    git_sync: GitSyncer | None = None,
+    commands: CommandRunner | None = None,
 ) -> Starlette:
     """Build the API app. Every route except the health probes requires ``token`` as a bearer.
 
@@ -57,6 +65,11 @@ def create_app(
     a runtime, logs answer 503 and dry runs plan nothing.
     ``controller_metrics`` and ``queue`` feed the controller families of ``/metrics``, which
     needs no token; without them those families have no series.
+    ``loadouts`` serves the loadout routes; without it they serve the store's Loadout
+    resources only, with no loadout directory.
+    ``git_sync`` serves the GitSource sync (webhook) and diff routes; without it they
+    return 503.
+    ``commands`` runs exec requests through the sandboxes' agents; without it exec returns 503.
     """
     check_token(token)
     event_routes = EventRoutes(event_log)
@@ -64,6 +77,8 @@ def create_app(
     routes = [
         *HealthRoutes(store).routes(),
         *InstanceRoutes(store, EventRecorder(event_log), dry_run=dry_run).routes(),
+        *LoadoutRoutes(store, loadouts or LoadoutCatalog(store, None)).routes(),
+        *GitSourceRoutes(store, git_sync).routes(),
         *VerbRoutes(store, EventRecorder(event_log), dry_run=dry_run).routes(),
         *LogRoutes(store, runtime, controller_id=controller_id).routes(),
         *event_routes.routes(),
@@ -71,6 +86,7 @@ def create_app(
         *ContainerRoutes(store, EventRecorder(event_log)).routes(),
         *VmRoutes(store, EventRecorder(event_log)).routes(),
         *ImageRoutes(ImageCatalog(image_catalog), runtime).routes(),
+        *ExecRoutes(store, commands).routes(),
         *OpenApiRoutes().routes(),
     ]
     durations = RequestDurations()

@@ -72,7 +72,7 @@ def _query_phase(request: Request) -> Phase | None:
         raise bad_parameter("phase", raw, f"expected one of: {accepted}") from None
 
 
-def _with_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
+def with_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
     """Fill ``metadata.namespace`` from the URL when the body leaves it out, as kubectl does."""
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and "namespace" not in metadata:
@@ -94,7 +94,7 @@ def _validate_instance(body: dict[str, Any]) -> Resource:
     return validate_resource(body)
 
 
-def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None:
+def check_url_matches(resource: Resource, *, name: str, namespace: str) -> None:
     errors = []
     if resource.metadata.name != name:
         errors.append(
@@ -123,9 +123,15 @@ def _check_url_matches(resource: Resource, *, name: str, namespace: str) -> None
 
 
 async def check_api_may_write(
-    store: Store, request: Request, *, namespace: str, name: str, deleting: bool = False
+    store: Store,
+    request: Request,
+    *,
+    namespace: str,
+    name: str,
+    deleting: bool = False,
+    kind: str = KIND,
 ) -> None:
-    """Reject a write to an instance that another source (a manifest file) owns, with 409.
+    """Reject a write to an object that another source (a file, a GitSource) owns, with 409.
 
     The owner would undo the change at its next sync, or the API would silently take the
     instance away from its file. For an apply, ``takeover=true`` moves ownership to the API on
@@ -135,7 +141,7 @@ async def check_api_may_write(
     if not deleting and query_bool(request, "takeover"):
         return
     try:
-        existing = await store.get(KIND, namespace, name)
+        existing = await store.get(kind, namespace, name)
     except NotFound:
         return
     owner = existing.metadata.annotations.get(SOURCE_ANNOTATION)
@@ -150,7 +156,7 @@ async def check_api_may_write(
         )
     raise ApiProblem(
         409,
-        f"instance {namespace}/{name} is managed by {owner}; {fix}",
+        f"{kind.lower()} {namespace}/{name} is managed by {owner}; {fix}",
         kind="OwnedByOtherSource",
     )
 
@@ -211,7 +217,7 @@ class InstanceRoutes:
     async def create_instance(self, request: Request) -> JSONResponse:
         namespace = query_namespace(request)
         dry_run = query_dry_run(request)
-        body = _with_namespace(await read_json_object(request), namespace)
+        body = with_namespace(await read_json_object(request), namespace)
         resource = _validate_instance(body)
         resource.metadata.annotations[SOURCE_ANNOTATION] = API_SOURCE
 
@@ -233,9 +239,9 @@ class InstanceRoutes:
         name = request.path_params["name"]
         namespace = query_namespace(request)
         dry_run = query_dry_run(request)
-        body = _with_namespace(await read_json_object(request), namespace)
+        body = with_namespace(await read_json_object(request), namespace)
         resource = _validate_instance(body)
-        _check_url_matches(resource, name=name, namespace=namespace)
+        check_url_matches(resource, name=name, namespace=namespace)
         store, _ = self._writer(dry_run)
         await check_api_may_write(store, request, namespace=namespace, name=name)
 
@@ -277,7 +283,7 @@ class InstanceRoutes:
                     store, kind=KIND, namespace=namespace, name=name, resource_version=expected
                 )
             resource = _validate_instance(merge_patch(stored_manifest(current), patch))
-            _check_url_matches(resource, name=name, namespace=namespace)
+            check_url_matches(resource, name=name, namespace=namespace)
             try:
                 patched, outcome = await write_owned_parts(
                     store, current, resource, source=API_SOURCE

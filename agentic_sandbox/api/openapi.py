@@ -44,6 +44,20 @@ _HEADERS = {
 }
 
 
+# The body of POST /api/v1/instances/{name}/exec (see api/exec.py).
+_EXEC_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["command"],
+    "properties": {
+        "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "workingDir": {"type": "string"},
+        "timeoutSeconds": {"type": "integer", "minimum": 0, "maximum": 604800},
+    },
+}
+
+
 def _param(name: str, schema: Schema, description: str, *, where: str = "query") -> Schema:
     return {"name": name, "in": where, "description": description, "schema": schema}
 
@@ -243,12 +257,139 @@ def _instance_paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/v1/instances/{name}/exec": {
+            "post": _operation(
+                "instanceExec",
+                "Run a command in the instance's sandbox through its agent.",
+                {
+                    "200": _text(
+                        "One JSON object per line: output chunks with base64 data, then "
+                        "the exit object with exitCode.",
+                        media_type="application/x-ndjson",
+                    )
+                },
+                parameters=[name, namespace],
+                body=_content(JSON, _EXEC_BODY),
+            )
+        },
         "/api/v1/instances/{name}/events": {
             "get": _operation(
                 "instanceEvents",
                 "List or follow the events of one instance.",
                 _events_responses(),
                 parameters=[name, namespace, *_event_params()],
+            )
+        },
+    }
+
+
+def _loadout_paths() -> dict[str, Any]:
+    loadout_body = _content(JSON, ref("Loadout"))
+    written = "The Loadout resource as stored."
+    return {
+        "/api/v1/loadouts": {
+            "get": _operation(
+                "listLoadouts",
+                "List the loadouts of the loadout directory and the store, resolved.",
+                {"200": _json("LoadoutCatalog", "Each loadout once, and each invalid file.")},
+                parameters=[_namespace("Namespace of the Loadout resources; default 'default'.")],
+            ),
+            "post": _operation(
+                "createLoadout",
+                "Create a Loadout resource.",
+                {"201": _with_headers(_json("Loadout", written), [LOCATION])},
+                parameters=[_namespace()],
+                body=loadout_body,
+            ),
+        },
+        "/api/v1/loadouts/{name}": {
+            "parameters": [_name_param(), _namespace()],
+            "get": _operation(
+                "getLoadout",
+                "Read a loadout as written and resolved, with the layer behind each value.",
+                {"200": _json("LoadoutDetail", "The loadout.")},
+            ),
+            "put": _operation(
+                "applyLoadout",
+                "Apply a Loadout resource: create it or update its spec, labels and annotations.",
+                {
+                    "200": _with_headers(_json("Loadout", written), [APPLY_OUTCOME, LOCATION]),
+                    "201": _with_headers(_json("Loadout", written), [APPLY_OUTCOME, LOCATION]),
+                },
+                parameters=[
+                    _bool("takeover", "Move ownership of a file-owned Loadout to the API.")
+                ],
+                body=loadout_body,
+            ),
+            "delete": _operation(
+                "deleteLoadout",
+                "Delete a Loadout resource; a file loadout is removed from its file instead.",
+                {"200": _json("Loadout", "The Loadout as last stored.")},
+                parameters=[
+                    _param("resourceVersion", {"type": "string"}, "Delete only this version.")
+                ],
+            ),
+        },
+    }
+
+
+def _gitsource_paths() -> dict[str, Any]:
+    body = _content(JSON, ref("GitSource"))
+    stored = "The GitSource as stored."
+    item = "/api/v1/gitsources/{name}"
+    return {
+        "/api/v1/gitsources": {
+            "get": _operation(
+                "listGitSources",
+                "List GitSources.",
+                {"200": _json("GitSourceList", "The GitSources.")},
+                parameters=[_namespace("Only this namespace; default every namespace.")],
+            ),
+            "post": _operation(
+                "createGitSource",
+                "Create a GitSource.",
+                {"201": _with_headers(_json("GitSource", stored), [LOCATION])},
+                parameters=[_namespace()],
+                body=body,
+            ),
+        },
+        item: {
+            "parameters": [_name_param(), _namespace()],
+            "get": _operation(
+                "getGitSource", "Read a GitSource.", {"200": _json("GitSource", stored)}
+            ),
+            "put": _operation(
+                "applyGitSource",
+                "Apply a GitSource: create it or update its spec, labels and annotations.",
+                {
+                    "200": _with_headers(_json("GitSource", stored), [APPLY_OUTCOME, LOCATION]),
+                    "201": _with_headers(_json("GitSource", stored), [APPLY_OUTCOME, LOCATION]),
+                },
+                parameters=[
+                    _bool("takeover", "Move ownership of a file-owned GitSource to the API.")
+                ],
+                body=body,
+            ),
+            "delete": _operation(
+                "deleteGitSource",
+                "Delete a GitSource; the objects it applied stay.",
+                {"200": _json("GitSource", "The GitSource as last stored.")},
+            ),
+        },
+        f"{item}/sync": {
+            "post": _operation(
+                "syncGitSource",
+                "Sync a GitSource now (a push webhook); returns at once.",
+                {"202": _json("GitSource", "The GitSource as stored when the sync was requested.")},
+                parameters=[_name_param(), _namespace()],
+            )
+        },
+        f"{item}/diff": {
+            "get": _operation(
+                "diffGitSource",
+                "Fetch and plan a sync without changing anything: what the next sync would do.",
+                {"200": _json("GitSourceDiff", "The planned changes.")},
+                parameters=[_name_param(), _namespace()],
             )
         },
     }
@@ -409,10 +550,17 @@ def build_openapi() -> dict[str, Any]:
         "info": {
             "title": API_TITLE,
             "version": API_VERSION,
-            "description": "Instances, their verbs, logs and events, and routes compatible "
-            "with the incumbent management server. Errors are RFC 7807 problem documents.",
+            "description": "Instances, their verbs, logs and events, loadouts, and routes "
+            "compatible with the incumbent management server. Errors are RFC 7807 problem "
+            "documents.",
         },
-        "paths": {**_instance_paths(), **_compat_paths(), **_service_paths()},
+        "paths": {
+            **_instance_paths(),
+            **_loadout_paths(),
+            **_gitsource_paths(),
+            **_compat_paths(),
+            **_service_paths(),
+        },
         "components": {
             "schemas": component_schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

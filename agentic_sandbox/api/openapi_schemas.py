@@ -1,7 +1,8 @@
 """The component schemas of the OpenAPI document.
 
-``Instance`` and ``Event`` come from the pydantic models: the Instance schema is the one
-``crds.schema`` writes for editors, and the Event schema is pydantic's serialization schema.
+``Instance``, ``Loadout`` and ``Event`` come from the pydantic models: the Instance and Loadout
+schemas are the ones ``crds.schema`` writes for editors, and the Event schema is pydantic's
+serialization schema.
 Their ``$defs`` move to ``components/schemas`` and their references follow. The problem
 document, the list and dry-run envelopes and the incumbent-compatible shapes have no pydantic
 model, so they are written here, next to the code in ``api/`` that builds them.
@@ -14,7 +15,11 @@ from typing import Any
 
 from agentic_sandbox.crds.event import Event
 from agentic_sandbox.crds.meta import DNS1123_LABEL, DNS1123_LABEL_MAX
-from agentic_sandbox.crds.schema import instance_json_schema
+from agentic_sandbox.crds.schema import (
+    gitsource_json_schema,
+    instance_json_schema,
+    loadout_json_schema,
+)
 
 Schema = dict[str, Any]
 
@@ -333,16 +338,107 @@ def _compat_schemas() -> dict[str, Schema]:
     }
 
 
+def _loadout_summary() -> Schema:
+    size = {**_TEXT_OR_NULL, "description": "A size such as 2Gi."}
+    return {
+        "type": "object",
+        "description": "One loadout of the catalog, with merged values; or an invalid file.",
+        "required": ["name", "source", "extends", "error"],
+        "properties": {
+            "name": _STRING,
+            "source": {"type": "string", "description": "'store', or the path of the file."},
+            "line": {**_INTEGER_OR_NULL, "description": "Line of the loadout in its file."},
+            "overrides": {**_TEXT_OR_NULL, "description": "The file this resource overrides."},
+            "extends": {"type": "array", "items": _STRING},
+            "cpus": {"type": ["number", "null"]},
+            "memory": size,
+            "disk": size,
+            "baseImage": _TEXT_OR_NULL,
+            "kernel": _TEXT_OR_NULL,
+            "error": {**_TEXT_OR_NULL, "description": "Why it failed to load or resolve."},
+        },
+    }
+
+
+def _loadout_detail() -> Schema:
+    resolved = {
+        "type": "object",
+        "required": ["chain", "spec", "setBy", "unsetBy"],
+        "properties": {
+            "chain": {"type": "array", "items": _STRING, "description": "Merge order."},
+            "spec": ref("LoadoutSpec"),
+            "setBy": {
+                "type": "object",
+                "description": "The spec's shape, each value replaced by the loadout that set it.",
+            },
+            "unsetBy": {
+                **_string_map(),
+                "description": "Field paths an explicit null unset, with the loadout that did.",
+            },
+        },
+    }
+    summary = _loadout_summary()
+    return {
+        **summary,
+        "description": "One loadout as written and resolved.",
+        "required": [*summary["required"], "loadout", "resolved"],
+        "properties": {
+            **summary["properties"],
+            "loadout": nullable(ref("Loadout")),
+            "resolved": nullable(resolved),
+        },
+    }
+
+
+def _gitsource_diff() -> Schema:
+    parts = {"type": ["object", "null"], "description": "Labels, annotations and spec."}
+    change = {
+        "type": "object",
+        "required": ["action", "kind", "namespace", "name"],
+        "properties": {
+            "action": {"enum": ["create", "update", "prune", "conflict"]},
+            "kind": _STRING,
+            "namespace": _STRING,
+            "name": _STRING,
+            "file": {"type": "string", "description": "The declaring file in the repository."},
+            "owner": {**_TEXT_OR_NULL, "description": "conflict: the source that owns it."},
+            "live": parts,
+            "desired": parts,
+        },
+    }
+    return {
+        "type": "object",
+        "description": "What the next sync of a GitSource would change.",
+        "required": ["apiVersion", "kind", "commit", "changes"],
+        "properties": {
+            "apiVersion": _STRING,
+            "kind": {"const": "GitSourceDiff"},
+            "commit": {"type": "string", "description": "The commit the diff was planned at."},
+            "guard": {**_TEXT_OR_NULL, "description": "Why nothing would be pruned, if so."},
+            "prune": {"type": "boolean"},
+            "manifestErrors": {"type": "array", "items": ref("ManifestIssue")},
+            "changes": {"type": "array", "items": change},
+        },
+    }
+
+
 def component_schemas() -> dict[str, Schema]:
     """Return every schema the document's operations refer to, by component name."""
     components: dict[str, Schema] = {}
     _lift("Instance", instance_json_schema(), components)
+    _lift("Loadout", loadout_json_schema(), components)
+    _lift("GitSource", gitsource_json_schema(), components)
     _lift("Event", Event.model_json_schema(by_alias=True, mode="serialization"), components)
     list_metadata = {"type": "object", "properties": {"resourceVersion": _STRING}}
     components.update(
         {
             "Problem": _problem(),
             "InstanceList": _envelope("InstanceList", ref("Instance"), metadata=list_metadata),
+            "LoadoutSummary": _loadout_summary(),
+            "LoadoutCatalog": _envelope("LoadoutCatalog", ref("LoadoutSummary")),
+            "LoadoutDetail": _loadout_detail(),
+            "GitSourceList": _envelope("GitSourceList", ref("GitSource"), metadata=list_metadata),
+            "GitSourceDiff": _gitsource_diff(),
             "EventList": _envelope("EventList", ref("Event")),
             "DryRunResult": _dry_run_result(),
             "GarbageCollection": _envelope(

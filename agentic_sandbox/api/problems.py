@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -197,8 +198,10 @@ def _handle_sandbox_error(request: Request, exc: Exception) -> Response:
     errors = exc.errors if isinstance(exc, InvalidResource) else []
     headers = {}
     if isinstance(exc, StoreUnavailable | RuntimeUnavailable):
-        # Covers subclasses whose reason is not listed in UNAVAILABLE_CODES.
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        # Covers subclasses whose reason is not listed in UNAVAILABLE_CODES. A runtime whose
+        # circuit is open knows when it will let calls through again.
+        retry_after = getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return problem_response(status, str(exc), kind=exc.reason, errors=errors, headers=headers)
 
 

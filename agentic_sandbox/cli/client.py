@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 INSTANCES_PATH = "/api/v1/instances"
+LOADOUTS_PATH = "/api/v1/loadouts"
 EVENTS_PATH = "/api/v1/events"
 GC_SWEEP_PATH = "/api/v1/gc/sweep"
 APPLY_OUTCOME_HEADER = "Apply-Outcome"
@@ -113,6 +114,12 @@ class ApiClient:
     def get_instance(self, namespace: str, name: str) -> dict[str, Any]:
         return self._json("GET", f"{INSTANCES_PATH}/{name}", params={"namespace": namespace})
 
+    def list_loadouts(self, *, namespace: str) -> dict[str, Any]:
+        return self._json("GET", LOADOUTS_PATH, params={"namespace": namespace})
+
+    def get_loadout(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._json("GET", f"{LOADOUTS_PATH}/{name}", params={"namespace": namespace})
+
     def apply_instance(
         self, manifest: dict[str, Any], *, takeover: bool = False, dry_run: bool = False
     ) -> tuple[dict[str, Any], str]:
@@ -136,6 +143,9 @@ class ApiClient:
 
     def post(self, path: str, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._json("POST", path, params=params)
+
+    def get(self, path: str, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._json("GET", path, params=params)
 
     def delete_instance(
         self, namespace: str, name: str, *, force: bool = False, takeover: bool = False
@@ -175,6 +185,25 @@ class ApiClient:
                     response.read()
                     raise self._api_error(response)
                 yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
+    def stream_exec(self, namespace: str, name: str, body: dict[str, Any]) -> Iterator[bytes]:
+        """Run a command in an instance through its agent; yield the response's NDJSON lines."""
+        # A command may stay quiet for as long as it likes.
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=None)
+        path = f"{INSTANCES_PATH}/{name}/exec"
+        params = {"namespace": namespace}
+        try:
+            with self._http.stream(
+                "POST", path, params=params, json=body, timeout=timeout
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._api_error(response)
+                for line in response.iter_lines():
+                    if line:
+                        yield line.encode()
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
 

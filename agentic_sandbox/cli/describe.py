@@ -1,4 +1,8 @@
-"""``sandboxctl describe instance NAME``: one instance in detail, in kubectl's layout."""
+"""``sandboxctl describe instance NAME``: one instance in detail, in kubectl's layout.
+
+``describe loadout NAME`` is rendered by ``cli.loadouts``, ``describe gitsource NAME`` by
+``cli.gitsources``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentic_sandbox.cli.client import ApiClient
+from agentic_sandbox.cli.gitsources import run_describe_gitsource
+from agentic_sandbox.cli.loadouts import run_describe_loadout
+from agentic_sandbox.cli.options import GITSOURCE_WORDS, LOADOUT_WORDS
 from agentic_sandbox.cli.output import (
     NONE,
     format_age,
@@ -169,6 +176,10 @@ def describe_text(item: Mapping[str, Any], events: list[dict[str, Any]], *, now:
 
 
 def run_describe(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.resource in LOADOUT_WORDS:
+        return run_describe_loadout(args, client)
+    if args.resource in GITSOURCE_WORDS:
+        return run_describe_gitsource(args, client)
     namespace = args.namespace or DEFAULT_NAMESPACE
     item = client.get_instance(namespace, args.name)
     listing = client.list_events(instance=f"{namespace}/{args.name}", limit=RECENT_EVENTS)

@@ -1,4 +1,4 @@
-"""``sandboxctl get``: instances and events as tables, names, YAML or JSON."""
+"""``sandboxctl get``: instances, loadouts and events as tables, names, YAML or JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentic_sandbox.cli.client import ApiClient
-from agentic_sandbox.cli.options import EVENT_WORDS
+from agentic_sandbox.cli.gitsources import get_gitsources
+from agentic_sandbox.cli.loadouts import get_loadouts
+from agentic_sandbox.cli.options import EVENT_WORDS, GITSOURCE_WORDS, LOADOUT_WORDS
 from agentic_sandbox.cli.output import dump_json, dump_yaml, render_table
 from agentic_sandbox.cli.tables import (
     EVENT_HEADERS,
@@ -89,4 +91,8 @@ def get_events(args: argparse.Namespace, client: ApiClient) -> int:
 def run_get(args: argparse.Namespace, client: ApiClient) -> int:
     if args.resource in EVENT_WORDS:
         return get_events(args, client)
+    if args.resource in LOADOUT_WORDS:
+        return get_loadouts(args, client)
+    if args.resource in GITSOURCE_WORDS:
+        return get_gitsources(args, client)
     return get_instances(args, client)

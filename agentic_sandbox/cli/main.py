@@ -16,10 +16,11 @@ from pathlib import Path
 from agentic_sandbox.cli.changes import run_apply, run_delete
 from agentic_sandbox.cli.client import ApiClient, CliError, print_error
 from agentic_sandbox.cli.describe import run_describe
-from agentic_sandbox.cli.diff import run_diff
 from agentic_sandbox.cli.events import run_events
+from agentic_sandbox.cli.exec import run_exec
 from agentic_sandbox.cli.gc import run_gc
 from agentic_sandbox.cli.get import run_get
+from agentic_sandbox.cli.gitsources import run_diff_command, run_sync
 from agentic_sandbox.cli.logs import run_logs
 from agentic_sandbox.cli.options import (
     DEFAULT_SERVER,
@@ -44,8 +45,10 @@ CLIENT_COMMANDS = {
     "restart": run_verb,
     "gc": run_gc,
     "logs": run_logs,
+    "exec": run_exec,
     "wait": run_wait,
-    "diff": run_diff,
+    "diff": run_diff_command,
+    "sync": run_sync,
 }
 
 

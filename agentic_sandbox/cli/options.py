@@ -12,13 +12,18 @@ import argparse
 from agentic_sandbox.cli.argtypes import positive_int
 from agentic_sandbox.cli.diff import add_diff_command
 from agentic_sandbox.cli.events import add_events_command
+from agentic_sandbox.cli.exec import add_exec_command
+from agentic_sandbox.cli.gitsources import add_sync_command
 from agentic_sandbox.cli.logs import add_logs_command
 from agentic_sandbox.cli.verbs import add_verb_commands
 from agentic_sandbox.cli.wait import add_wait_command
 from agentic_sandbox.controller.config import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
+    DEFAULT_LIBVIRT_URI,
+    DEFAULT_LOADOUT_DIR,
     DEFAULT_STATE_DIR,
+    DEFAULT_VM_DIR,
     Settings,
 )
 
@@ -30,6 +35,8 @@ DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
 
 INSTANCE_WORDS = ("instances", "instance", "inst")
 EVENT_WORDS = ("events", "event", "ev")
+LOADOUT_WORDS = ("loadouts", "loadout", "lo")
+GITSOURCE_WORDS = ("gitsources", "gitsource", "gs")
 OUTPUT_FORMATS = ("wide", "yaml", "json", "name")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -58,6 +65,25 @@ def _add_serve_listen_options(group: argparse._ArgumentGroup) -> None:
         metavar="DIR",
         help="watch DIR recursively and apply its *.yaml, *.yml and *.json manifests "
         "(env AGENTIC_SANDBOX_MANIFESTS; default: no directory watched)",
+    )
+    group.add_argument(
+        "--loadout-dir",
+        metavar="DIR",
+        help="read VM loadouts from the *.yaml and *.yml files of DIR, besides the Loadout "
+        "resources in the store (env AGENTIC_SANDBOX_LOADOUT_DIR; default "
+        f"{DEFAULT_LOADOUT_DIR})",
+    )
+    group.add_argument(
+        "--libvirt-uri",
+        metavar="URI",
+        help="libvirt connection for runtime: libvirt instances, or 'none' to run only Docker "
+        f"(env AGENTIC_SANDBOX_LIBVIRT_URI; default {DEFAULT_LIBVIRT_URI})",
+    )
+    group.add_argument(
+        "--vm-dir",
+        metavar="DIR",
+        help="directory for each VM's disk overlay, cloud-init seed and serial log; QEMU's "
+        f"user must be able to reach it (env AGENTIC_SANDBOX_VM_DIR; default {DEFAULT_VM_DIR})",
     )
     group.add_argument(
         "--host",
@@ -190,20 +216,23 @@ def _add_get(
     get = subparsers.add_parser(
         "get",
         parents=[parent],
-        help="list instances or events",
-        description="List instances, or show one, as a table or as YAML or JSON; or list events.",
+        help="list instances, loadouts or events",
+        description="List instances or loadouts, or show one, as a table or as YAML or JSON; "
+        "or list events.",
         epilog="examples:\n  sandboxctl get instances -A -o wide\n"
-        "  sandboxctl get inst web -o yaml\n  sandboxctl get events --instance web\n"
+        "  sandboxctl get inst web -o yaml\n  sandboxctl get loadouts\n"
+        "  sandboxctl get events --instance web\n"
         "to watch new events as they happen: sandboxctl events --watch",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     get.add_argument(
         "resource",
-        choices=INSTANCE_WORDS + EVENT_WORDS,
+        choices=INSTANCE_WORDS + LOADOUT_WORDS + GITSOURCE_WORDS + EVENT_WORDS,
         metavar="RESOURCE",
-        help="instances (or instance, inst) or events",
+        help="instances (or instance, inst), loadouts (or loadout, lo), gitsources (or "
+        "gitsource, gs) or events",
     )
-    get.add_argument("name", nargs="?", metavar="NAME", help="show only this instance")
+    get.add_argument("name", nargs="?", metavar="NAME", help="show only this instance or loadout")
     _add_namespace(get, all_namespaces=True)
     get.add_argument(
         "-l", "--selector", metavar="SELECTOR", help="label selector such as app=web,tier=agents"
@@ -233,11 +262,16 @@ def _add_describe(
     describe = subparsers.add_parser(
         "describe",
         parents=[parent],
-        help="show an instance in detail, with its events",
-        description="Show an instance's metadata, spec, status, conditions and recent events.",
+        help="show an instance or a loadout in detail",
+        description="Show an instance's metadata, spec, status, conditions and recent events; "
+        "or a loadout as written and merged, with the loadout that set each value.",
     )
     describe.add_argument(
-        "resource", choices=INSTANCE_WORDS, metavar="RESOURCE", help="instance (or instances, inst)"
+        "resource",
+        choices=INSTANCE_WORDS + LOADOUT_WORDS + GITSOURCE_WORDS,
+        metavar="RESOURCE",
+        help="instance (or instances, inst), loadout (or loadouts, lo) or gitsource (or "
+        "gitsources, gs)",
     )
     describe.add_argument("name", metavar="NAME")
     _add_namespace(describe, all_namespaces=False)
@@ -359,8 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_delete(subparsers, parent)
     add_verb_commands(subparsers, parent)
     add_logs_command(subparsers, parent)
+    add_exec_command(subparsers, parent)
     add_wait_command(subparsers, parent)
     add_diff_command(subparsers, parent)
+    add_sync_command(subparsers, parent)
     add_events_command(subparsers, parent)
     _add_gc(subparsers, parent)
     return parser

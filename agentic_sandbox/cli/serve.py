@@ -29,6 +29,12 @@ def settings_from_options(
         settings.state_dir = Path(args.state_dir)
     if args.manifests is not None:
         settings.manifests_dir = Path(args.manifests)
+    if args.loadout_dir is not None:
+        settings.loadout_dir = Path(args.loadout_dir)
+    if args.libvirt_uri is not None:
+        settings.set_libvirt_uri(args.libvirt_uri)
+    if args.vm_dir is not None:
+        settings.vm_dir = Path(args.vm_dir)
     if args.host is not None:
         settings.host = args.host
     if args.port is not None:

@@ -1,4 +1,4 @@
-"""Table rows for instances, events and conditions, built from the API's wire dicts.
+"""Table rows for instances, loadouts, events and conditions, built from the API's wire dicts.
 
 The CLI reads the wire form as plain dicts rather than the crds models, so that a server with
 newer fields still prints.
@@ -17,6 +17,10 @@ INSTANCE_HEADERS = ("NAME", "RUNTIME", "PHASE", "READY", "IMAGE", "RESTARTS", "A
 WIDE_HEADERS = ("NODE", "IP", "CONTAINER", "SOURCE")
 EVENT_HEADERS = ("AGE", "TYPE", "EVENT", "REASON", "OBJECT", "MESSAGE")
 CONDITION_HEADERS = ("TYPE", "STATUS", "REASON", "MESSAGE", "AGE")
+LOADOUT_HEADERS = ("NAME", "SOURCE", "EXTENDS", "CPUS", "MEMORY", "DISK", "IMAGE")
+LOADOUT_WIDE_HEADERS = ("KERNEL",)
+# Cell text of the merged columns of a loadout that failed to load or resolve.
+LOADOUT_INVALID = "<invalid>"
 # Characters of a container id shown, as ``docker ps`` shows them.
 SHORT_ID_LENGTH = 12
 
@@ -80,6 +84,38 @@ def instance_headers(*, wide: bool, with_namespace: bool) -> list[str]:
     if wide:
         headers += WIDE_HEADERS
     return headers
+
+
+def format_cpus(value: object) -> str:
+    """Format a CPU count as written: 2 rather than 2.0, 0.5 as 0.5."""
+    return f"{value:g}" if isinstance(value, int | float) else text_or_none(value)
+
+
+def loadout_row(item: Mapping[str, Any], *, wide: bool) -> list[str]:
+    """Return the row of one loadout summary; a loadout with an error shows ``<invalid>``."""
+    source = str(item.get("source", ""))
+    if item.get("overrides"):
+        source += f" (overrides {item['overrides']})"
+    row = [
+        str(item.get("name", "")),
+        source,
+        ",".join(item.get("extends") or []) or NONE,
+    ]
+    if item.get("error"):
+        return row + [LOADOUT_INVALID] * (len(loadout_headers(wide=wide)) - len(row))
+    row += [
+        format_cpus(item.get("cpus")),
+        text_or_none(item.get("memory")),
+        text_or_none(item.get("disk")),
+        text_or_none(item.get("baseImage")),
+    ]
+    if wide:
+        row.append(text_or_none(item.get("kernel")))
+    return row
+
+
+def loadout_headers(*, wide: bool) -> list[str]:
+    return [*LOADOUT_HEADERS, *LOADOUT_WIDE_HEADERS] if wide else list(LOADOUT_HEADERS)
 
 
 def event_object(event: Mapping[str, Any]) -> str:

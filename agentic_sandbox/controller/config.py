@@ -14,6 +14,13 @@ from pathlib import Path
 DEFAULT_STATE_DIR = Path("/var/lib/agentic-sandbox")
 DEFAULT_HTTP_PORT = 8122
 DEFAULT_GRPC_PORT = 8120
+DEFAULT_LIBVIRT_URI = "qemu:///system"
+# Outside the state directory, because QEMU runs as its own user and must reach these files.
+DEFAULT_VM_DIR = Path("/var/lib/agentic-sandbox/vms")
+# Values of the libvirt URI setting that turn the libvirt runtime off.
+LIBVIRT_OFF = frozenset({"", "none", "off"})
+# The example loadouts of a source checkout; a package installed elsewhere has none there.
+DEFAULT_LOADOUT_DIR = Path(__file__).resolve().parents[2] / "images" / "vm" / "loadouts"
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -47,6 +54,11 @@ class Settings:
 
     state_dir: Path = DEFAULT_STATE_DIR
     manifests_dir: Path | None = None
+    # Directory of loadout files, read besides the store's Loadout resources.
+    loadout_dir: Path = DEFAULT_LOADOUT_DIR
+    # libvirt connection of the VM runtime; None runs Docker instances only.
+    libvirt_uri: str | None = DEFAULT_LIBVIRT_URI
+    vm_dir: Path = DEFAULT_VM_DIR
     host: str = "127.0.0.1"
     port: int = DEFAULT_HTTP_PORT
     grpc_port: int = DEFAULT_GRPC_PORT
@@ -76,10 +88,20 @@ class Settings:
     gc_startup_delay: float | None = None
     # Address sandboxes dial for the agent gRPC server; None means host.docker.internal:grpc_port.
     management_server: str | None = None
+    # Addresses the agent gRPC server listens on (with grpc_port). Empty means loopback plus
+    # the Docker bridge gateway, the address host.docker.internal resolves to in containers.
+    agent_hosts: list[str] = field(default_factory=list)
+    # Seconds between an agent's heartbeats; an agent is stale after three missed ones.
+    agent_heartbeat_interval: float = 10.0
 
     @property
     def agent_server_address(self) -> str:
         return self.management_server or f"host.docker.internal:{self.grpc_port}"
+
+    @property
+    def agent_socket_dir(self) -> Path:
+        """Directory of the agent server's Unix socket, mounted into sandboxes without a network."""
+        return self.state_dir / "agent"
 
     @property
     def database_path(self) -> Path:
@@ -99,6 +121,11 @@ class Settings:
             return self.allowed_mount_roots
         return [self.workspace_root, Path("/srv/agentshare")]
 
+    def set_libvirt_uri(self, value: str) -> None:
+        """Set the libvirt URI; ``none``, ``off`` or an empty value turns libvirt off."""
+        value = value.strip()
+        self.libvirt_uri = None if value.lower() in LIBVIRT_OFF else value
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from environment variables; unset variables keep their defaults."""
@@ -108,6 +135,12 @@ class Settings:
             settings.state_dir = Path(env["AGENTIC_SANDBOX_STATE_DIR"])
         if env.get("AGENTIC_SANDBOX_MANIFESTS"):
             settings.manifests_dir = Path(env["AGENTIC_SANDBOX_MANIFESTS"])
+        if env.get("AGENTIC_SANDBOX_LOADOUT_DIR"):
+            settings.loadout_dir = Path(env["AGENTIC_SANDBOX_LOADOUT_DIR"])
+        if "AGENTIC_SANDBOX_LIBVIRT_URI" in env:
+            settings.set_libvirt_uri(env["AGENTIC_SANDBOX_LIBVIRT_URI"])
+        if env.get("AGENTIC_SANDBOX_VM_DIR"):
+            settings.vm_dir = Path(env["AGENTIC_SANDBOX_VM_DIR"])
         settings.host = env.get("AGENTIC_SANDBOX_HOST") or settings.host
         settings.port = int(_env_number(env, "AGENTIC_SANDBOX_PORT", settings.port, 0))
         settings.grpc_port = int(
@@ -137,4 +170,9 @@ class Settings:
                 env, "AGENTIC_SANDBOX_GC_STARTUP_DELAY_SECS", 0.0, 0
             )
         settings.management_server = env.get("AGENTIC_CONTAINER_GRPC_SERVER") or None
+        hosts = env.get("AGENTIC_SANDBOX_AGENT_HOSTS", "")
+        settings.agent_hosts = [part.strip() for part in hosts.split(",") if part.strip()]
+        settings.agent_heartbeat_interval = _env_number(
+            env, "AGENTIC_SANDBOX_AGENT_HEARTBEAT_SECS", settings.agent_heartbeat_interval, 1
+        )
         return settings

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentic_sandbox.controller.agent_identity import LABEL_AGENT_SECRET_SHA256, secret_digest
 from agentic_sandbox.crds.instance import DEFAULT_CPUS, DEFAULT_MEMORY, Instance
 from agentic_sandbox.crds.loadout import LoadoutSpec
 from agentic_sandbox.crds.loadout_merge import ResolvedLoadout
@@ -35,6 +36,10 @@ WORKSPACE_PATH = "/workspace"
 # File in each workspace naming the controller and instance uid it was created for. The
 # garbage collector removes a workspace only when this file proves the controller made it.
 WORKSPACE_OWNER_FILE = ".agentic-sandbox-owner"
+# Where a sandbox without a network finds the agent server's Unix socket. The socket's host
+# directory is mounted read-only: connecting to a socket needs no write access to its mount.
+AGENT_SOCKET_MOUNT = "/run/agentic-sandbox"
+AGENT_SOCKET_NAME = "agent.sock"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class HostPolicy:
     workspace_root: Path
     management_server: str
     allow_docker_socket: bool = False
+    # Host directory of the agent server's Unix socket, for sandboxes with network none. None
+    # leaves those sandboxes without a way to reach the agent server.
+    agent_socket_dir: Path | None = None
 
 
 def sandbox_name(instance: Instance) -> str:
@@ -150,14 +158,20 @@ def desired_hashes(instance: Instance) -> dict[str, str]:
 
 
 def build_sandbox_spec(
-    instance: Instance, policy: HostPolicy, loadout: ResolvedLoadout | None = None
+    instance: Instance,
+    policy: HostPolicy,
+    loadout: ResolvedLoadout | None = None,
+    *,
+    agent_secret: str | None = None,
 ) -> SandboxSpec:
     """Build what the driver creates. Creates the per-instance workspace when requested.
 
     ``loadout`` is the instance's loadout, resolved; only libvirt instances use it.
+    ``agent_secret`` is the new sandbox's agent secret: it goes into ``AGENT_SECRET`` and only
+    its digest into the labels.
     """
     if instance.spec.runtime == "libvirt":
-        return _build_vm_spec(instance, policy, loadout)
+        return _build_vm_spec(instance, policy, loadout, agent_secret)
     spec = instance.spec
     if spec.image is None:
         # NOTE: a loadout that supplies an image for Docker instances is not resolved yet.
@@ -172,13 +186,16 @@ def build_sandbox_spec(
         workspace.mkdir(parents=True, exist_ok=True)
         write_workspace_owner(workspace, instance, policy.controller_id)
         mounts.append(MountSpec(str(workspace), WORKSPACE_PATH, False))
+    if _uses_agent_socket(instance, policy):
+        assert policy.agent_socket_dir is not None
+        mounts.append(MountSpec(str(policy.agent_socket_dir), AGENT_SOCKET_MOUNT, True))
 
     return SandboxSpec(
         name=sandbox_name(instance),
         image=spec.image,
-        labels=_labels(instance, policy),
+        labels=_labels(instance, policy, agent_secret),
         command=list(spec.command) if spec.command is not None else None,
-        env=_env(instance, policy),
+        env=_env(instance, policy, agent_secret),
         mounts=mounts,
         network=spec.network,
         cpus=spec.resources.cpus,
@@ -188,22 +205,37 @@ def build_sandbox_spec(
     )
 
 
-def _labels(instance: Instance, policy: HostPolicy) -> dict[str, str]:
+def _labels(instance: Instance, policy: HostPolicy, agent_secret: str | None) -> dict[str, str]:
     labels = ownership_labels(instance, policy.controller_id)
     labels[LABEL_SPEC_HASH] = spec_hash(instance.spec)
     labels[LABEL_HASH_SCHEMA] = str(HASH_SCHEMA_VERSION)
+    if agent_secret is not None:
+        labels[LABEL_AGENT_SECRET_SHA256] = secret_digest(agent_secret)
     return labels
 
 
-def _env(instance: Instance, policy: HostPolicy) -> dict[str, str]:
+def _uses_agent_socket(instance: Instance, policy: HostPolicy) -> bool:
+    return instance.spec.network == "none" and policy.agent_socket_dir is not None
+
+
+def _env(instance: Instance, policy: HostPolicy, agent_secret: str | None) -> dict[str, str]:
     env = dict(instance.spec.env)
-    env["AGENT_ID"] = instance.metadata.name
-    env["MANAGEMENT_SERVER"] = policy.management_server
+    # The agent id is the sandbox name, which is unique across namespaces.
+    env["AGENT_ID"] = sandbox_name(instance)
+    if agent_secret is not None:
+        env["AGENT_SECRET"] = agent_secret
+    if instance.spec.runtime == "docker" and _uses_agent_socket(instance, policy):
+        env["MANAGEMENT_SERVER"] = f"unix://{AGENT_SOCKET_MOUNT}/{AGENT_SOCKET_NAME}"
+    else:
+        env["MANAGEMENT_SERVER"] = policy.management_server
     return env
 
 
 def _build_vm_spec(
-    instance: Instance, policy: HostPolicy, loadout: ResolvedLoadout | None
+    instance: Instance,
+    policy: HostPolicy,
+    loadout: ResolvedLoadout | None,
+    agent_secret: str | None,
 ) -> SandboxSpec:
     """Build a virtual machine's spec: the Instance's own settings win over its loadout's."""
     spec = instance.spec
@@ -236,9 +268,9 @@ def _build_vm_spec(
     return SandboxSpec(
         name=sandbox_name(instance),
         image=base_image,
-        labels=_labels(instance, policy),
+        labels=_labels(instance, policy, agent_secret),
         command=list(spec.command) if spec.command is not None else None,
-        env=_env(instance, policy),
+        env=_env(instance, policy, agent_secret),
         network=resolved.network_mode.value,
         cpus=cpus,
         memory_bytes=memory,

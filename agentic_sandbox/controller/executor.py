@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from agentic_sandbox.controller.agent_identity import mint_secret
 from agentic_sandbox.controller.desired import HostPolicy, build_sandbox_spec
 from agentic_sandbox.controller.plan import Operation, OpKind, Plan
 from agentic_sandbox.controller.recorder import EventRecorder
@@ -21,8 +22,8 @@ from agentic_sandbox.crds.meta import STOP_GRACE_ANNOTATION
 from agentic_sandbox.errors import InvalidRuntimeSpec
 from agentic_sandbox.runtimes.base import Runtime, SandboxState
 
-# Resolves a loadout name to its merged result.
-LoadoutResolver = Callable[[str], Awaitable[ResolvedLoadout]]
+# Resolves a loadout name, seen from an instance's namespace, to its merged result.
+LoadoutResolver = Callable[[str, str], Awaitable[ResolvedLoadout]]
 
 # The event recorded for each operation, by runtime.
 _EVENTS: dict[str, dict[OpKind, EventName]] = {
@@ -86,7 +87,8 @@ class Executor:
         kind = operation.kind
         if kind == OpKind.CREATE:
             loadout = await self._resolve_loadout(instance)
-            spec = build_sandbox_spec(instance, self._policy, loadout)
+            # Every new sandbox gets a new agent secret, so a recreate rotates it.
+            spec = build_sandbox_spec(instance, self._policy, loadout, agent_secret=mint_secret())
             created = await self._runtime.create(spec)
             self.last_seen = created
             self._log.info(
@@ -127,7 +129,7 @@ class Executor:
                 "has no loadout catalog",
                 field="spec.loadout",
             )
-        return await self._loadouts(name)
+        return await self._loadouts(name, instance.metadata.namespace)
 
     async def _event(self, kind: OpKind, instance: Instance, sandbox_id: str, cause: str) -> None:
         name = _EVENTS.get(instance.spec.runtime, _EVENTS["docker"])[kind]

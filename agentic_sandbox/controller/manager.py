@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from agentic_sandbox.controller.agent_tracker import DEFAULT_HEARTBEAT_INTERVAL, AgentTracker
 from agentic_sandbox.controller.backoff import ExponentialBackoff, RetryLimiter, TokenBucket
 from agentic_sandbox.controller.desired import HostPolicy
 from agentic_sandbox.controller.executor import LoadoutResolver
@@ -51,11 +52,13 @@ class Controller:
         resync_interval: float = 300.0,
         gc: GcSettings | None = None,
         loadouts: LoadoutResolver | None = None,
+        agent_heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
     ) -> None:
         """``gc`` configures the garbage collector; None leaves its periodic sweep off.
 
         ``runtime`` may be a RuntimeRouter over several drivers; ``loadouts`` resolves the
-        loadouts of libvirt instances.
+        loadouts of libvirt instances. ``agents`` tracks the in-sandbox agents, which the agent
+        server reports to; ``agent_heartbeat_interval`` is the interval agents are told to use.
         """
         self.store = store
         self.runtime = runtime
@@ -67,6 +70,9 @@ class Controller:
             TokenBucket(rate=RETRY_RATE, burst=RETRY_BURST),
         )
         self.queue = WorkQueue(limiter)
+        self.agents = AgentTracker(
+            enqueue=self.queue.add, heartbeat_interval=agent_heartbeat_interval
+        )
         self.reconciler = InstanceReconciler(
             store=store,
             runtime=runtime,
@@ -74,6 +80,7 @@ class Controller:
             policy=policy,
             node=node,
             loadouts=loadouts,
+            agents=self.agents,
         )
         self._workers = WorkerPool(
             self.queue, self.reconciler.reconcile, workers=workers, metrics=self.metrics

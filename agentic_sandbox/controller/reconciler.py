@@ -7,6 +7,7 @@ after N seconds, or an exception that the worker turns into a backoff retry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, MutableMapping
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from agentic_sandbox.controller.desired import HostPolicy, desired_hashes
+from agentic_sandbox.controller.agent_identity import LABEL_AGENT_SECRET_SHA256
+from agentic_sandbox.controller.agent_tracker import AgentTracker, ExpectedAgent
+from agentic_sandbox.controller.desired import HostPolicy, desired_hashes, sandbox_name
 from agentic_sandbox.controller.executor import Executor, LoadoutResolver
 from agentic_sandbox.controller.plan import (
     HEALTHY_RESET,
@@ -75,8 +78,10 @@ class InstanceReconciler:
         node: str,
         clock: Callable[[], datetime] = utcnow,
         loadouts: LoadoutResolver | None = None,
+        agents: AgentTracker | None = None,
     ) -> None:
         self._store = store
+        self._agents = agents
         self._loadouts = loadouts
         self._runtime = runtime
         self._recorder = recorder
@@ -94,6 +99,8 @@ class InstanceReconciler:
             # Leftover sandboxes of a vanished record are the garbage collector's to judge.
             log.debug("instance not found; nothing to reconcile")
             self._stalls.clear(key)
+            if self._agents is not None:
+                self._agents.forget(key)
             return Result()
         assert isinstance(found, Instance)
         instance = found
@@ -239,6 +246,8 @@ class InstanceReconciler:
             await self._write_status(instance, blocked, log)
             raise
 
+        if self._agents is not None:
+            self._agents.forget(instance.key)
         instance.metadata.finalizers.remove(RUNTIME_FINALIZER)
         try:
             await self._store.update(instance)
@@ -258,6 +267,7 @@ class InstanceReconciler:
         self, instance: Instance, outcome: Outcome, log: InstanceLogger
     ) -> None:
         """Write the status computed from ``outcome``, retrying on resourceVersion conflicts."""
+        outcome = self._with_agent(instance, outcome)
         current = instance
         for _ in range(STATUS_WRITE_ATTEMPTS):
             status = build_status(current, outcome, node=self._node, now=self._clock())
@@ -287,6 +297,29 @@ class InstanceReconciler:
                     )
             return
         log.warning("status not written after %d conflicts", STATUS_WRITE_ATTEMPTS)
+
+    def _with_agent(self, instance: Instance, outcome: Outcome) -> Outcome:
+        """Publish the agent expected in the observed sandbox and add what is known of it.
+
+        While the runtime is unavailable the expectation stays as it was: the sandbox may well
+        still run, and its agent may still be connected.
+        """
+        if self._agents is None:
+            return outcome
+        sandbox = outcome.sandbox
+        digest = sandbox.labels.get(LABEL_AGENT_SECRET_SHA256) if sandbox is not None else None
+        if sandbox is not None and digest:
+            expected = ExpectedAgent(
+                key=instance.key,
+                uid=str(instance.metadata.uid),
+                agent_id=sandbox_name(instance),
+                sandbox_id=sandbox.id,
+                secret_digest=digest,
+            )
+            self._agents.expect(expected)
+        elif not isinstance(outcome.error, RuntimeUnavailable):
+            self._agents.forget(instance.key)
+        return dataclasses.replace(outcome, agent=self._agents.observe(instance.key))
 
 
 def exec_failure(observation: Observation) -> tuple[str, InvalidRuntimeSpec] | None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from agentic_sandbox.controller.agent_identity import carries_agent
+from agentic_sandbox.controller.agent_tracker import AgentObservation
 from agentic_sandbox.controller.conditions import set_condition, sort_conditions
 from agentic_sandbox.controller.plan import exit_failed
 from agentic_sandbox.crds.instance import (
+    AgentInfo,
     ConditionType,
     Instance,
     InstanceStatus,
@@ -42,6 +45,8 @@ class Outcome:
     retry_at: datetime | None = None
     # The requested-action annotation value carried out by this reconcile.
     handled_request: str | None = None
+    # The agent expected in the sandbox and its connection, when one is expected.
+    agent: AgentObservation | None = None
 
 
 def _last_exit(sandbox: SandboxState) -> LastExit:
@@ -142,6 +147,15 @@ def build_status(
         status.started_at = previous.started_at
         status.ip = previous.ip
 
+    if outcome.agent is not None:
+        status.agent = AgentInfo(
+            id=outcome.agent.agent_id,
+            connected_at=outcome.agent.connected_at,
+            last_heartbeat_at=outcome.agent.last_heartbeat_at,
+        )
+    elif not isinstance(outcome.error, RuntimeUnavailable):
+        status.agent = None
+
     if outcome.error is not None:
         status.message = str(outcome.error)
     status.conditions = _conditions(instance, outcome, phase, status, now)
@@ -179,11 +193,15 @@ def _conditions(
     else:
         put(ConditionType.RUNTIME_READY, FALSE, "NotCreated", "no sandbox exists")
 
-    # Ready: what an operator waits for. Without agent tracking it follows RuntimeReady.
+    # AgentConnected, then Ready: what an operator waits for. For a sandbox whose image runs
+    # the agent, Ready also needs the agent registered with a fresh heartbeat.
     runtime_ready = next(c for c in conditions if c.type == ConditionType.RUNTIME_READY)
-    put(ConditionType.READY, runtime_ready.status, runtime_ready.reason, runtime_ready.message)
-    # NOTE: agent connections are not tracked yet, so AgentConnected stays Unknown.
-    put(ConditionType.AGENT_CONNECTED, UNKNOWN, "NotTracked", "agent connections are not tracked")
+    agent_status, agent_reason, agent_message = _agent_condition(sandbox, outcome.agent)
+    put(ConditionType.AGENT_CONNECTED, agent_status, agent_reason, agent_message)
+    if runtime_ready.status != TRUE or agent_status != FALSE:
+        put(ConditionType.READY, runtime_ready.status, runtime_ready.reason, runtime_ready.message)
+    else:
+        put(ConditionType.READY, FALSE, f"Agent{agent_reason}", agent_message)
 
     # Stalled: a terminal error that retrying cannot fix until the spec or the host changes.
     if error is not None and not error.retryable:
@@ -201,6 +219,29 @@ def _conditions(
     else:
         put(ConditionType.RECONCILING, FALSE, "Converged", "")
     return sort_conditions(conditions)
+
+
+def _agent_condition(
+    sandbox: SandboxState | None, agent: AgentObservation | None
+) -> tuple[str, str, str]:
+    """Return the AgentConnected status, reason and message.
+
+    Unknown means no agent is expected: there is no sandbox, or its image does not carry the
+    agent (no ``dev.agentic.agent=true`` label), and then Ready follows RuntimeReady alone.
+    """
+    if sandbox is None:
+        return UNKNOWN, "NoSandbox", "no sandbox exists"
+    if not carries_agent(sandbox.labels):
+        return UNKNOWN, "NoAgentInImage", f"image {sandbox.image} does not carry the agent"
+    if agent is None:
+        return (
+            FALSE,
+            "NoIdentity",
+            "the sandbox was created without an agent secret; recreate it to connect its agent",
+        )
+    if agent.connected and agent.fresh:
+        return TRUE, agent.reason, agent.message
+    return FALSE, agent.reason, agent.message
 
 
 def _exit_text(sandbox: SandboxState) -> str:

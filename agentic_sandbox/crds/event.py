@@ -47,9 +47,11 @@ class EventName(StrEnum):
     SOURCE_REJECTED = "source.rejected"
     SOURCE_DRIFT_REVERTED = "source.drift_reverted"
     SOURCE_FETCH_FAILED = "source.fetch_failed"
-    SOURCE_SYNCED = "source.synced"
     RUNTIME_UNAVAILABLE = "runtime.unavailable"
     RUNTIME_AVAILABLE = "runtime.available"
+    AGENT_REGISTERED = "agent.registered"
+    AGENT_CONNECTED = "agent.connected"
+    AGENT_DISCONNECTED = "agent.disconnected"
 
 
 class Event(Model):

@@ -25,6 +25,7 @@ from agentic_sandbox.errors import (
     SandboxError,
     StoreUnavailable,
 )
+from agentic_sandbox.runtimes.libvirt_circuit import CircuitOpen
 from agentic_sandbox.store.sqlite import SqliteStore
 from tests.api.support import BASE_URL, assert_problem, manifest
 
@@ -249,3 +250,13 @@ async def test_healthz_200_when_store_closed(
     response = await anonymous.get("/healthz")
 
     assert response.status_code == 200
+
+
+async def test_open_circuit_sets_retry_after() -> None:
+    error = CircuitOpen("libvirt circuit is open", retry_after=12.2)
+    transport = httpx.ASGITransport(app=_raising_app(error))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        response = await http.get("/boom")
+
+    assert_problem(response, 503)
+    assert response.headers["Retry-After"] == "13"

@@ -26,7 +26,7 @@ LOADOUTS = {
 }
 
 
-async def _resolve(name: str) -> ResolvedLoadout:
+async def _resolve(name: str, namespace: str) -> ResolvedLoadout:
     def lookup(wanted: str) -> Loadout:
         if wanted not in LOADOUTS:
             raise InvalidRuntimeSpec(f"loadout {wanted!r} not found", field="spec.loadout")

@@ -57,6 +57,7 @@ class ControllerProcess:
         self.mount_root.mkdir(parents=True, exist_ok=True)
         self.controller_id = f"test-{uuid.uuid4().hex[:10]}"
         self.port = free_port()
+        self.grpc_port = free_port()
         self.log_path = root / "controller.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.docker = docker.APIClient(version="auto", timeout=60)
@@ -86,7 +87,13 @@ class ControllerProcess:
             "debug",
             *self.extra_args,
         ]
-        env = {**os.environ, "DOCKER_MONITOR_ENABLED": "false", **self.extra_env}
+        env = {
+            **os.environ,
+            "DOCKER_MONITOR_ENABLED": "false",
+            # Each controller gets its own agent port, so controllers side by side never collide.
+            "AGENTIC_SANDBOX_GRPC_PORT": str(self.grpc_port),
+            **self.extra_env,
+        }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process keeps it open
         self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         log.close()
