@@ -147,7 +147,8 @@ def raw(xml: str, base_image: str, work: Path) -> float:
             domain.create()
             return wait_for_line(log, started)
         finally:
-            domain.destroy()
+            if domain.isActive():
+                domain.destroy()
             domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     finally:
         connection.close()
@@ -193,12 +194,15 @@ def main() -> None:
     try:
         for trial in range(args.trials):
             name = f"bench-vm-{uuid.uuid4().hex[:6]}"
-            seconds, xml = ours(controller, name)
-            base_image = base_image_of(xml)
-            boot_files = work / f"boot-{trial}"
-            boot_files.mkdir(mode=0o755)
-            xml = keep_boot_files(xml, boot_files)
-            delete(controller, name)
+            try:
+                seconds, xml = ours(controller, name)
+                base_image = base_image_of(xml)
+                boot_files = work / f"boot-{trial}"
+                boot_files.mkdir(mode=0o755)
+                xml = keep_boot_files(xml, boot_files)
+            finally:
+                # The controller removes its domain, so nothing outlives a failed trial.
+                delete(controller, name)
             ours_seconds.append(seconds)
             raw_seconds.append(raw(xml, base_image, work))
             print(
