@@ -112,20 +112,27 @@ ensure_dockerd() {
     wait_for_dockerd "$pid"
 }
 
-wait_for_dockerd() {
-    local pid=$1 deadline=$((SECONDS + DOCKERD_START_TIMEOUT))
-    until docker_responds; do
-        if ! pid_alive "$pid" dockerd; then
-            tail -n 20 "$DOCKERD_LOG" >&2 || true
-            die "dockerd (PID $pid) exited during start-up; its log is above and in $DOCKERD_LOG"
+# Wait until CHECK (a function) succeeds for the daemon NAME started as PID, or TIMEOUT seconds
+# pass; die with the tail of LOG when the daemon exits or the time runs out.
+wait_for_daemon() {
+    local name=$1 pid=$2 log_file=$3 timeout=$4 check=$5
+    local deadline=$((SECONDS + timeout))
+    until "$check"; do
+        if ! pid_alive "$pid" "$name"; then
+            tail -n 20 "$log_file" >&2 || true
+            die "$name (PID $pid) exited during start-up; its log is above and in $log_file"
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 20 "$DOCKERD_LOG" >&2 || true
-            die "dockerd (PID $pid) did not respond within ${DOCKERD_START_TIMEOUT} s; see $DOCKERD_LOG"
+            tail -n 20 "$log_file" >&2 || true
+            die "$name (PID $pid) did not respond within ${timeout} s; see $log_file"
         fi
         sleep 0.5
     done
-    log "Docker Engine is running (dockerd PID $pid)"
+}
+
+wait_for_dockerd() {
+    wait_for_daemon dockerd "$1" "$DOCKERD_LOG" "$DOCKERD_START_TIMEOUT" docker_responds
+    log "Docker Engine is running (dockerd PID $1)"
 }
 
 # Print a Python 3.11+ interpreter that can create a venv: $PYTHON, python3 on PATH, or Debian's
@@ -182,7 +189,7 @@ ensure_kvm_device_access() {
     [ -c /dev/kvm ] || return 0
     [ "$(id -u)" -eq 0 ] || return 0
     getent group kvm >/dev/null || return 0
-    if [ "$(stat -c %G /dev/kvm)" != kvm ] || [ $((0$(stat -c %a /dev/kvm) & 060)) -ne 060 ]; then
+    if [ "$(stat -c %G /dev/kvm)" != kvm ] || [ $((0$(stat -c %a /dev/kvm) & 060)) -ne $((060)) ]; then
         log "giving /dev/kvm to group kvm (mode 0660), as udev does"
         chgrp kvm /dev/kvm
         chmod g+rw /dev/kvm
@@ -199,21 +206,11 @@ ensure_libvirtd() {
     [ "$(id -u)" -eq 0 ] || die "libvirtd is not running and starting it needs root; run this script as root"
     command -v libvirtd >/dev/null || die "libvirtd is missing; install the libvirt-daemon-system package"
 
-    local virtlogd_pid libvirtd_pid deadline=$((SECONDS + LIBVIRTD_START_TIMEOUT))
+    local virtlogd_pid libvirtd_pid
     log "starting virtlogd and libvirtd in the background, log in $LIBVIRTD_LOG"
     virtlogd_pid=$(start_daemon virtlogd "$VIRTLOGD_PIDFILE" "$LIBVIRTD_LOG" virtlogd)
     libvirtd_pid=$(start_daemon libvirtd "$LIBVIRTD_PIDFILE" "$LIBVIRTD_LOG" libvirtd)
-    until libvirtd_responds; do
-        if ! pid_alive "$libvirtd_pid" libvirtd; then
-            tail -n 20 "$LIBVIRTD_LOG" >&2 || true
-            die "libvirtd (PID $libvirtd_pid) exited during start-up; its log is above and in $LIBVIRTD_LOG"
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            tail -n 20 "$LIBVIRTD_LOG" >&2 || true
-            die "libvirtd (PID $libvirtd_pid) did not respond within ${LIBVIRTD_START_TIMEOUT} s; see $LIBVIRTD_LOG"
-        fi
-        sleep 0.5
-    done
+    wait_for_daemon libvirtd "$libvirtd_pid" "$LIBVIRTD_LOG" "$LIBVIRTD_START_TIMEOUT" libvirtd_responds
     log "libvirtd is running (libvirtd PID $libvirtd_pid, virtlogd PID $virtlogd_pid)"
 }
 

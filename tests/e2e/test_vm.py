@@ -137,7 +137,8 @@ def test_vm_lifecycle_keeps_disk_until_delete(controller: ControllerProcess) -> 
     assert disk.exists()
     described = controller.sandboxctl("describe", "instance", name)
     assert described.returncode == 0, described.stderr
-    assert "Accelerator:" in described.stdout and details["serialLog"] in described.stdout
+    assert "Accelerator:" in described.stdout
+    assert details["serialLog"] in described.stdout
     assert "agentic-sandbox-guest: booted boot=1" in serial_text(controller, name)
 
     stopped = controller.sandboxctl("stop", name)
@@ -156,7 +157,8 @@ def test_vm_lifecycle_keeps_disk_until_delete(controller: ControllerProcess) -> 
     assert deleted.returncode == 0, deleted.stderr
     wait_for(lambda: controller.instance(name) is None, timeout=BOOT_SECONDS, what="deletion")
     assert name not in domain_names()
-    assert not disk.exists() and not disk.parent.exists()
+    assert not disk.exists()
+    assert not disk.parent.exists()
     assert sha256(base_image) == base_digest, "the base image must never be written"
     events = {event["name"] for event in controller.events(name)}
     assert {"vm.defined", "vm.started", "vm.stopped", "vm.undefined"} <= events
