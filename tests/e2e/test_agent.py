@@ -91,11 +91,13 @@ def open_stream(port: int, agent_id: str, secret: str) -> grpc.StatusCode:
             call = connect_call(channel)(
                 metadata=((METADATA_AGENT_ID, agent_id), (METADATA_AGENT_SECRET, secret))
             )
-            await call.write(pb.AgentMessage(register=pb.Register(agent_id=agent_id)))
             try:
+                await call.write(pb.AgentMessage(register=pb.Register(agent_id=agent_id)))
                 message = await call.read()
-            except grpc.aio.AioRpcError as error:
-                return error.code()
+            except grpc.aio.AioRpcError:
+                # The server may end the call before the first message is sent: the call's
+                # final status is the answer either way.
+                return await call.code()
             call.cancel()
             return grpc.StatusCode.OK if message is not grpc.aio.EOF else grpc.StatusCode.UNKNOWN
 
