@@ -24,8 +24,8 @@ pytestmark = pytest.mark.docker
 class ThreadedProxy:
     """Runs a SocketProxy on its own event loop thread, for synchronous tests."""
 
-    def __init__(self, path: Path) -> None:
-        self.proxy = SocketProxy(path)
+    def __init__(self, path: Path, upstream: str | None = None) -> None:
+        self.proxy = SocketProxy(path) if upstream is None else SocketProxy(path, upstream)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
