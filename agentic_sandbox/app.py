@@ -40,6 +40,7 @@ from agentic_sandbox.controller.desired import AGENT_SOCKET_NAME, HostPolicy
 from agentic_sandbox.controller.gc import GcSettings
 from agentic_sandbox.controller.loadouts import LoadoutCatalog
 from agentic_sandbox.controller.manager import Controller
+from agentic_sandbox.controller.missions import MissionDispatcher
 from agentic_sandbox.errors import RuntimeUnavailable
 from agentic_sandbox.runtimes.base import Runtime
 from agentic_sandbox.runtimes.docker import DockerRuntime
@@ -248,6 +249,15 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
             policy.agent_socket_dir / AGENT_SOCKET_NAME if policy.agent_socket_dir else None
         ),
     )
+    missions = MissionDispatcher(
+        store=store,
+        missions=store.missions,
+        commands=agent_hub,
+        agents=controller.agents,
+        recorder=controller.recorder,
+    )
+    # Missions an earlier process left running get their final state before the API serves.
+    await missions.recover()
     # Each GitSource's repository cache lives under the state directory.
     git_sources = GitSources(
         store=store, event_log=store.events, cache_root=settings.state_dir / "git"
@@ -264,6 +274,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         controller_id=controller_id,
         loadouts=catalog,
         commands=agent_hub,
+        missions=missions,
     )
     server = _EmbeddedServer(server_config(api, settings))
     source = None
@@ -279,6 +290,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
     try:
         await _run_until_signal(controller, server, source, listener, git_sources=git_sources)
     finally:
+        await missions.stop()
         await agent_server.stop(SHUTDOWN_DRAIN_SECONDS)
         await runtime.close()
         await store.close()

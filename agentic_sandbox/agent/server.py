@@ -133,6 +133,7 @@ class AgentServer:
             close=close,
             hostname=register.hostname,
             version=register.version,
+            capabilities=tuple(register.capabilities),
         )
         if not accepted:
             await context.abort(

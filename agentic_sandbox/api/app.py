@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from agentic_sandbox.api.auth import BearerAuthMiddleware, check_token
 from agentic_sandbox.api.compat_containers import ContainerRoutes
 from agentic_sandbox.api.compat_vms import VmRoutes
+from agentic_sandbox.api.dashboard_routes import DashboardRoutes
 from agentic_sandbox.api.dryrun import DryRunner
 from agentic_sandbox.api.events import EventLog, EventRoutes
 from agentic_sandbox.api.exec import ExecRoutes
@@ -27,6 +28,7 @@ from agentic_sandbox.api.limits import BodyDeadlineMiddleware
 from agentic_sandbox.api.loadouts import LoadoutRoutes
 from agentic_sandbox.api.logs import LogRoutes
 from agentic_sandbox.api.metrics import METRICS_PATH, MetricSources, MetricsRoutes, QueueStats
+from agentic_sandbox.api.missions import MissionRoutes
 from agentic_sandbox.api.openapi import OpenApiRoutes
 from agentic_sandbox.api.problems import EXCEPTION_HANDLERS
 from agentic_sandbox.api.timing import RequestDurations, RequestTimingMiddleware
@@ -34,6 +36,7 @@ from agentic_sandbox.api.verbs import VerbRoutes
 from agentic_sandbox.controller.agent_commands import CommandRunner
 from agentic_sandbox.controller.loadouts import LoadoutCatalog
 from agentic_sandbox.controller.metrics import ControllerMetrics
+from agentic_sandbox.controller.missions import MissionDispatcher
 from agentic_sandbox.controller.recorder import EventRecorder
 from agentic_sandbox.runtimes.base import Runtime
 from agentic_sandbox.store.base import Store
@@ -53,8 +56,10 @@ def create_app(
     loadouts: LoadoutCatalog | None = None,
     git_sync: GitSyncer | None = None,
     commands: CommandRunner | None = None,
+    missions: MissionDispatcher | None = None,
 ) -> Starlette:
-    """Build the API app. Every route except the health probes requires ``token`` as a bearer.
+    """Build the API app. Every route except the health probes, ``/metrics`` and the
+    dashboard's static files requires ``token`` as a bearer.
 
     ``gc`` serves the garbage collection route; without it that route returns 503. Raises
     ValueError when ``token`` is empty, so the API never runs unauthenticated.
@@ -70,9 +75,12 @@ def create_app(
     ``git_sync`` serves the GitSource sync (webhook) and diff routes; without it they
     return 503.
     ``commands`` runs exec requests through the sandboxes' agents; without it exec returns 503.
+    ``missions`` dispatches missions and serves their records and output; without it the
+    mission routes return 503.
     """
     check_token(token)
     event_routes = EventRoutes(event_log)
+    dashboard = DashboardRoutes()
     dry_run = DryRunner(runtime, controller_id=controller_id)
     routes = [
         *HealthRoutes(store).routes(),
@@ -87,7 +95,9 @@ def create_app(
         *VmRoutes(store, EventRecorder(event_log)).routes(),
         *ImageRoutes(ImageCatalog(image_catalog), runtime).routes(),
         *ExecRoutes(store, commands).routes(),
+        *MissionRoutes(missions).routes(),
         *OpenApiRoutes().routes(),
+        *dashboard.routes(),
     ]
     durations = RequestDurations()
     metric_sources = MetricSources(
@@ -96,7 +106,8 @@ def create_app(
         sse_subscribers=lambda: event_routes.subscribers.current,
     )
     routes += MetricsRoutes(store, durations=durations, sources=metric_sources).routes()
-    public_paths = HEALTH_PATHS | {METRICS_PATH}
+    # The dashboard's files hold no data; the page sends the token with each API call.
+    public_paths = HEALTH_PATHS | {METRICS_PATH} | dashboard.public_paths
     # Outermost first: timing measures every request, including those the later layers reject.
     middleware = [
         Middleware(RequestTimingMiddleware, routes=routes, durations=durations),

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentic_sandbox.api.events import MAX_EVENT_ID
+from agentic_sandbox.api.openapi_missions import mission_paths, mission_schemas
 from agentic_sandbox.api.openapi_schemas import Schema, component_schemas, ref
 from agentic_sandbox.api.problems import PROBLEM_MEDIA_TYPE
 from agentic_sandbox.crds.meta import DNS1123_LABEL, DNS1123_LABEL_MAX
@@ -494,6 +495,40 @@ def _compat_paths() -> dict[str, Any]:
     }
 
 
+def _dashboard_paths() -> dict[str, Any]:
+    file_name = {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]*$", "maxLength": 64}
+    asset_media = ("text/html", "text/javascript", "text/css", "image/svg+xml")
+    return {
+        "/": {
+            "get": _operation(
+                "dashboard",
+                "The operator dashboard page; it asks for the token and holds no data.",
+                {"200": _text("The page.", "text/html")},
+                public=True,
+            )
+        },
+        "/dashboard/{name}": {
+            "get": _operation(
+                "dashboardFile",
+                "A static file of the dashboard: a module, the style sheet.",
+                {
+                    "200": {
+                        "description": "The file.",
+                        "content": {media: {"schema": {"type": "string"}} for media in asset_media},
+                    }
+                },
+                parameters=[
+                    {
+                        **_param("name", file_name, "The file name.", where="path"),
+                        "required": True,
+                    }
+                ],
+                public=True,
+            )
+        },
+    }
+
+
 def _service_paths() -> dict[str, Any]:
     return {
         "/api/v1/events": {
@@ -560,9 +595,11 @@ def build_openapi() -> dict[str, Any]:
             **_gitsource_paths(),
             **_compat_paths(),
             **_service_paths(),
+            **_dashboard_paths(),
+            **mission_paths(),
         },
         "components": {
-            "schemas": component_schemas(),
+            "schemas": {**component_schemas(), **mission_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

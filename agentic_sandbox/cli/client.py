@@ -147,6 +147,29 @@ class ApiClient:
     def get(self, path: str, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._json("GET", path, params=params)
 
+    def post_json(
+        self, path: str, body: dict[str, Any], *, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """POST ``body`` as JSON; return the decoded JSON object of the response."""
+        data = self._send("POST", path, params=params, json=body).json()
+        if not isinstance(data, dict):
+            raise CliError(
+                f"the server at {self.server} returned a response that is not a JSON object"
+            )
+        return data
+
+    def stream_bytes(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[bytes]:
+        """GET ``path`` and yield the response body as it arrives, with no read timeout."""
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=None)
+        try:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._api_error(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
     def delete_instance(
         self, namespace: str, name: str, *, force: bool = False, takeover: bool = False
     ) -> dict[str, Any]:

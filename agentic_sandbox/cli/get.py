@@ -1,4 +1,4 @@
-"""``sandboxctl get``: instances, loadouts and events as tables, names, YAML or JSON."""
+"""``sandboxctl get``: instances, loadouts, events and missions as tables, names, YAML or JSON."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentic_sandbox.cli.client import ApiClient
+from agentic_sandbox.cli.dispatch import get_missions
 from agentic_sandbox.cli.gitsources import get_gitsources
 from agentic_sandbox.cli.loadouts import get_loadouts
-from agentic_sandbox.cli.options import EVENT_WORDS, GITSOURCE_WORDS, LOADOUT_WORDS
+from agentic_sandbox.cli.options import EVENT_WORDS, GITSOURCE_WORDS, LOADOUT_WORDS, MISSION_WORDS
 from agentic_sandbox.cli.output import dump_json, dump_yaml, render_table
 from agentic_sandbox.cli.tables import (
     EVENT_HEADERS,
@@ -95,4 +96,6 @@ def run_get(args: argparse.Namespace, client: ApiClient) -> int:
         return get_loadouts(args, client)
     if args.resource in GITSOURCE_WORDS:
         return get_gitsources(args, client)
+    if args.resource in MISSION_WORDS:
+        return get_missions(args, client)
     return get_instances(args, client)

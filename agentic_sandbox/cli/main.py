@@ -16,6 +16,7 @@ from pathlib import Path
 from agentic_sandbox.cli.changes import run_apply, run_delete
 from agentic_sandbox.cli.client import ApiClient, CliError, print_error
 from agentic_sandbox.cli.describe import run_describe
+from agentic_sandbox.cli.dispatch import run_dispatch
 from agentic_sandbox.cli.events import run_events
 from agentic_sandbox.cli.exec import run_exec
 from agentic_sandbox.cli.gc import run_gc
@@ -46,6 +47,7 @@ CLIENT_COMMANDS = {
     "gc": run_gc,
     "logs": run_logs,
     "exec": run_exec,
+    "dispatch": run_dispatch,
     "wait": run_wait,
     "diff": run_diff_command,
     "sync": run_sync,

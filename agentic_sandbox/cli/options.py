@@ -11,6 +11,7 @@ import argparse
 
 from agentic_sandbox.cli.argtypes import positive_int
 from agentic_sandbox.cli.diff import add_diff_command
+from agentic_sandbox.cli.dispatch import add_dispatch_command
 from agentic_sandbox.cli.events import add_events_command
 from agentic_sandbox.cli.exec import add_exec_command
 from agentic_sandbox.cli.gitsources import add_sync_command
@@ -37,6 +38,7 @@ INSTANCE_WORDS = ("instances", "instance", "inst")
 EVENT_WORDS = ("events", "event", "ev")
 LOADOUT_WORDS = ("loadouts", "loadout", "lo")
 GITSOURCE_WORDS = ("gitsources", "gitsource", "gs")
+MISSION_WORDS = ("missions", "mission", "mi")
 OUTPUT_FORMATS = ("wide", "yaml", "json", "name")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -227,10 +229,10 @@ def _add_get(
     )
     get.add_argument(
         "resource",
-        choices=INSTANCE_WORDS + LOADOUT_WORDS + GITSOURCE_WORDS + EVENT_WORDS,
+        choices=INSTANCE_WORDS + LOADOUT_WORDS + GITSOURCE_WORDS + EVENT_WORDS + MISSION_WORDS,
         metavar="RESOURCE",
         help="instances (or instance, inst), loadouts (or loadout, lo), gitsources (or "
-        "gitsource, gs) or events",
+        "gitsource, gs), events or missions (or mission, mi)",
     )
     get.add_argument("name", nargs="?", metavar="NAME", help="show only this instance or loadout")
     _add_namespace(get, all_namespaces=True)
@@ -246,6 +248,7 @@ def _add_get(
         help=f"output format: {', '.join(OUTPUT_FORMATS)} (default: a table)",
     )
     get.add_argument("--instance", metavar="NAME", help="events: only those of this instance")
+    get.add_argument("--session", metavar="ID", help="missions: only those of this session")
     get.add_argument("--since", metavar="ID", type=int, help="events: only those after this id")
     get.add_argument(
         "--limit",
@@ -394,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verb_commands(subparsers, parent)
     add_logs_command(subparsers, parent)
     add_exec_command(subparsers, parent)
+    add_dispatch_command(subparsers, parent)
     add_wait_command(subparsers, parent)
     add_diff_command(subparsers, parent)
     add_sync_command(subparsers, parent)

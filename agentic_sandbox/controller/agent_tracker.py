@@ -61,6 +61,8 @@ class AgentConnection:
     last_heartbeat_monotonic: float
     hostname: str = ""
     version: str = ""
+    # What the agent said it can do when it registered, such as "exec" or "pty".
+    capabilities: tuple[str, ...] = ()
     stale: bool = False
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -178,6 +180,7 @@ class AgentTracker:
         close: Callable[[str], None],
         hostname: str = "",
         version: str = "",
+        capabilities: tuple[str, ...] = (),
     ) -> bool:
         """Record an authenticated, registered stream; return False when it is out of date.
 
@@ -197,6 +200,7 @@ class AgentTracker:
             last_heartbeat_monotonic=self._monotonic(),
             hostname=hostname,
             version=version,
+            capabilities=capabilities,
         )
         self._connections[expected.key] = connection
         self._last_disconnect.pop(expected.key, None)
@@ -227,6 +231,10 @@ class AgentTracker:
         self._last_disconnect[key] = reason
         self._enqueue(key)
         return True
+
+    def expected(self, key: str) -> ExpectedAgent | None:
+        """Return the agent expected in the current sandbox of ``key``, or None."""
+        return self._expected_by_key.get(key)
 
     def connection(self, key: str) -> AgentConnection | None:
         return self._connections.get(key)

@@ -52,6 +52,9 @@ class EventName(StrEnum):
     AGENT_REGISTERED = "agent.registered"
     AGENT_CONNECTED = "agent.connected"
     AGENT_DISCONNECTED = "agent.disconnected"
+    MISSION_DISPATCHED = "mission.dispatched"
+    MISSION_COMPLETED = "mission.completed"
+    MISSION_FAILED = "mission.failed"
 
 
 class Event(Model):

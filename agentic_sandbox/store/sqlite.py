@@ -23,7 +23,7 @@ Keeps every guarantee of ``store.base`` and adds these facts:
 
 Open the store before use, either with ``await SqliteStore(path).open()`` or with
 ``async with SqliteStore(path) as store:``. The event log lives in the same file and shares the
-worker thread: it is ``store.events``.
+worker thread: it is ``store.events``. So is the mission log, ``store.missions``.
 
 NOTE: watchers are woken by writes made through this process only. Two processes writing one
 file keep every guarantee except one: a watcher in one process gets the other's writes only
@@ -54,6 +54,7 @@ from agentic_sandbox.store.events import (
     EVENT_LOG_SCHEMA,
     SqliteEventLog,
 )
+from agentic_sandbox.store.missions import MISSION_LOG_SCHEMA, SqliteMissionLog
 from agentic_sandbox.store.sqlite_database import SqliteDatabase, transaction
 
 DEFAULT_HISTORY_LIMIT = 10000
@@ -106,6 +107,7 @@ class SqliteStore:
         self._history_limit = history_limit
         self._changed = self._db.broadcast()
         self.events = SqliteEventLog(self._db, max_events=max_events, max_age=max_event_age)
+        self.missions = SqliteMissionLog(self._db)
 
     @property
     def path(self) -> Path:
@@ -113,7 +115,7 @@ class SqliteStore:
 
     async def open(self) -> Self:
         """Open (creating when missing) the database file; returns the store itself."""
-        await self._db.open(STORE_SCHEMA + EVENT_LOG_SCHEMA)
+        await self._db.open(STORE_SCHEMA + EVENT_LOG_SCHEMA + MISSION_LOG_SCHEMA)
         await self.events.prune()
         return self
 
