@@ -67,6 +67,10 @@ class InstanceLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         return f"{msg} instance={extra['instance']} reconcile_id={extra['reconcile_id']}", kwargs
 
 
+# Phases whose change event is a warning: the sandbox is not doing what was asked.
+_WARNING_PHASES = frozenset({Phase.FAILED, Phase.CRASH_LOOP_BACK_OFF, Phase.UNKNOWN})
+
+
 class InstanceReconciler:
     def __init__(
         self,
@@ -288,15 +292,28 @@ class InstanceReconciler:
                 return
             if status.phase != previous_phase:
                 log.info("phase changed from=%s to=%s", previous_phase, status.phase)
-                if status.phase == Phase.RUNNING:
-                    await self._recorder.record(
-                        EventName.INSTANCE_RUNNING,
-                        instance=current,
-                        reason="Running",
-                        message=f"instance {current.key} is running",
-                    )
+                await self._record_phase(current, previous_phase, status.phase)
             return
         log.warning("status not written after %d conflicts", STATUS_WRITE_ATTEMPTS)
+
+    async def _record_phase(self, instance: Instance, previous: Phase, phase: Phase) -> None:
+        """Record a phase change, so that watchers of the event stream see every one."""
+        if phase == Phase.RUNNING:
+            await self._recorder.record(
+                EventName.INSTANCE_RUNNING,
+                instance=instance,
+                reason="Running",
+                message=f"instance {instance.key} is running",
+            )
+            return
+        severity = EventSeverity.WARNING if phase in _WARNING_PHASES else EventSeverity.NORMAL
+        await self._recorder.record(
+            EventName.INSTANCE_PHASE_CHANGED,
+            instance=instance,
+            reason=phase.value,
+            message=f"instance {instance.key} is {phase.value}, was {previous.value}",
+            severity=severity,
+        )
 
     def _with_agent(self, instance: Instance, outcome: Outcome) -> Outcome:
         """Publish the agent expected in the observed sandbox and add what is known of it.

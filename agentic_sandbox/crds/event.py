@@ -36,6 +36,8 @@ class EventName(StrEnum):
     INSTANCE_FORCE_DELETED = "instance.force_deleted"
     INSTANCE_VERB_REQUESTED = "instance.verb_requested"
     INSTANCE_RUNNING = "instance.running"
+    # Every other phase change: the reason is the new phase.
+    INSTANCE_PHASE_CHANGED = "instance.phase_changed"
     INSTANCE_RECREATED = "instance.recreated"
     INSTANCE_EXITED = "instance.exited"
     INSTANCE_REPAIRED = "instance.repaired"

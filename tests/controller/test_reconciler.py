@@ -353,6 +353,18 @@ async def test_stop_verb_halts_and_keeps_container(harness: Harness) -> None:
     assert ("stop", first.id) in [(c.method, c.target) for c in harness.runtime.calls]
 
 
+async def test_stop_records_phase_change(harness: Harness) -> None:
+    await harness.create()
+    await harness.reconciler.reconcile(KEY)
+    await request(harness, "stop", grace=0)
+    await harness.reconciler.reconcile(KEY)
+
+    events = await harness.store.events.list(limit=1000)
+    changes = [event for event in events if event.name == "instance.phase_changed"]
+    assert [event.reason for event in changes] == ["Stopped"]
+    assert "was Running" in changes[0].message
+
+
 async def test_start_verb_restores_strategy(harness: Harness) -> None:
     await harness.create(runStrategy="RerunOnFailure")
     await harness.reconciler.reconcile(KEY)
