@@ -1,4 +1,8 @@
-"""The garbage collection route: run a sweep now, or list what one would remove.
+"""The garbage collection routes: the last pass, a sweep now, or what one would remove.
+
+``GET /api/v1/gc`` returns a ``GarbageCollectionStatus`` document: whether the periodic sweep is
+on, and the last pass that was not a dry run (``lastPass``: ``finishedAt``, ``error`` when its
+listing failed, and ``items`` as below), or null before the first.
 
 ``POST /api/v1/gc/sweep`` runs one pass of the controller's garbage collector under its usual
 rules and returns every candidate with its reason. With ``dryRun=true`` nothing is removed. The
@@ -18,14 +22,21 @@ from starlette.routing import Route
 
 from agentic_sandbox.api.params import bad_parameter
 from agentic_sandbox.api.problems import ApiProblem
-from agentic_sandbox.controller.gc import Candidate, SweepResult
+from agentic_sandbox.controller.gc import Candidate, LastPass, SweepResult
 from agentic_sandbox.crds.meta import API_VERSION
 
+GC_PATH = "/api/v1/gc"
 GC_SWEEP_PATH = "/api/v1/gc/sweep"
 KIND = "GarbageCollection"
+STATUS_KIND = "GarbageCollectionStatus"
 
 
 class Collector(Protocol):
+    last_pass: LastPass | None
+
+    @property
+    def enabled(self) -> bool: ...
+
     async def sweep(self, *, dry_run: bool = False) -> SweepResult: ...
 
 
@@ -77,20 +88,44 @@ def sweep_wire(result: SweepResult) -> dict[str, object]:
     }
 
 
+def last_pass_wire(last: LastPass | None) -> dict[str, object] | None:
+    if last is None:
+        return None
+    items = [] if last.result is None else sweep_wire(last.result)["items"]
+    return {"finishedAt": last.finished_at.isoformat(), "error": last.error, "items": items}
+
+
 class GcRoutes:
-    """Handler of ``POST /api/v1/gc/sweep``. Without a collector the route returns 503."""
+    """Handlers of the collector's routes. Without a collector they return 503."""
 
     def __init__(self, collector: Collector | None) -> None:
         self._collector = collector
 
     def routes(self) -> list[Route]:
-        return [Route(GC_SWEEP_PATH, self.sweep, methods=["POST"])]
+        return [
+            Route(GC_PATH, self.status, methods=["GET"]),
+            Route(GC_SWEEP_PATH, self.sweep, methods=["POST"]),
+        ]
 
-    async def sweep(self, request: Request) -> JSONResponse:
-        dry_run = query_dry_run(request)
+    async def status(self, request: Request) -> JSONResponse:
+        collector = self._require()
+        return JSONResponse(
+            {
+                "apiVersion": API_VERSION,
+                "kind": STATUS_KIND,
+                "enabled": collector.enabled,
+                "lastPass": last_pass_wire(collector.last_pass),
+            }
+        )
+
+    def _require(self) -> Collector:
         if self._collector is None:
             raise ApiProblem(
                 503, "this server runs no garbage collector", kind="GarbageCollectorUnavailable"
             )
-        result = await self._collector.sweep(dry_run=dry_run)
+        return self._collector
+
+    async def sweep(self, request: Request) -> JSONResponse:
+        dry_run = query_dry_run(request)
+        result = await self._require().sweep(dry_run=dry_run)
         return JSONResponse(sweep_wire(result))

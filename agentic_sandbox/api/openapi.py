@@ -543,6 +543,13 @@ def _service_paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/v1/gc": {
+            "get": _operation(
+                "gcStatus",
+                "The garbage collector's last pass, and whether its periodic sweep is on.",
+                {"200": _json("GarbageCollectionStatus", "The last pass, or null before one.")},
+            )
+        },
         "/api/v1/gc/sweep": {
             "post": _operation(
                 "gcSweep",

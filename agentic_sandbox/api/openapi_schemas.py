@@ -118,6 +118,28 @@ def _envelope(kind: str, items: Schema, **extra: Schema) -> Schema:
     }
 
 
+def _gc_status() -> Schema:
+    last_pass = {
+        "type": "object",
+        "required": ["finishedAt", "error", "items"],
+        "properties": {
+            "finishedAt": {"type": "string", "format": "date-time"},
+            "error": {"type": ["string", "null"]},
+            "items": {"type": "array", "items": _gc_candidate()},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "enabled", "lastPass"],
+        "properties": {
+            "apiVersion": _STRING,
+            "kind": {"const": "GarbageCollectionStatus"},
+            "enabled": {"type": "boolean"},
+            "lastPass": {"oneOf": [{"type": "null"}, last_pass]},
+        },
+    }
+
+
 def _dry_run_result() -> Schema:
     operation = {
         "type": "object",
@@ -444,6 +466,7 @@ def component_schemas() -> dict[str, Schema]:
             "GarbageCollection": _envelope(
                 "GarbageCollection", _gc_candidate(), dryRun={"type": "boolean"}
             ),
+            "GarbageCollectionStatus": _gc_status(),
             "MergePatch": {
                 "type": "object",
                 "description": "An RFC 7396 JSON merge patch of an Instance manifest.",

@@ -127,6 +127,18 @@ class SweepResult:
 
 
 @dataclass(frozen=True)
+class LastPass:
+    """The collector's last pass that was not a dry run: when it ended, and what it did.
+
+    ``result`` is None when the pass failed before removing anything; ``error`` says why.
+    """
+
+    finished_at: datetime
+    result: SweepResult | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class WorkspaceOwner:
     """A workspace directory and the contents and time of its owner file."""
 
@@ -334,6 +346,8 @@ class GarbageCollector:
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._failing = False
+        # The last pass that was not a dry run, periodic or requested; None before the first.
+        self.last_pass: LastPass | None = None
 
     async def run(self) -> None:
         """Sweep every interval, after the start-up delay, until ``stop`` is called."""
@@ -353,13 +367,23 @@ class GarbageCollector:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether the periodic sweep is on; a sweep can be requested either way."""
+        return self.settings.enabled
+
     async def sweep(self, *, dry_run: bool = False) -> SweepResult:
         """Run one pass; with ``dry_run``, only return what would be removed.
 
         Raises the runtime's or the store's error when a listing fails; nothing is removed then.
         """
         async with self._lock:
-            candidates, owners = await self._find_candidates()
+            try:
+                candidates, owners = await self._find_candidates()
+            except (SandboxError, OSError) as error:
+                if not dry_run:
+                    self.last_pass = LastPass(self._clock(), None, f"listing failed: {error}")
+                raise
             if dry_run:
                 return SweepResult(dry_run=True, candidates=candidates)
             result = SweepResult(dry_run=False, candidates=candidates)
@@ -372,6 +396,7 @@ class GarbageCollector:
                     continue
                 if kept is not None:
                     result.kept[candidate.id] = kept
+            self.last_pass = LastPass(self._clock(), result)
             return result
 
     async def _with_finish_time(self, state: SandboxState) -> SandboxState:

@@ -90,6 +90,27 @@ async def test_sweep_removes(gc_client: httpx.AsyncClient, runtime: FakeRuntime)
     assert container_id not in runtime.sandboxes
 
 
+async def test_status_reports_last_pass(
+    gc_client: httpx.AsyncClient, runtime: FakeRuntime
+) -> None:
+    before = (await gc_client.get("/api/v1/gc")).json()
+    container_id = await orphan(runtime)
+    await gc_client.post(SWEEP_PATH, params={"dryRun": "true"})
+    await gc_client.post(SWEEP_PATH)
+
+    response = await gc_client.get("/api/v1/gc")
+
+    assert before["lastPass"] is None
+    assert response.status_code == 200
+    body = response.json()
+    assert body["kind"] == "GarbageCollectionStatus"
+    assert isinstance(body["enabled"], bool)
+    [item] = body["lastPass"]["items"]
+    assert item["id"] == container_id
+    assert item["result"] == "Removed"
+    assert body["lastPass"]["error"] is None
+
+
 async def test_sweep_empty(gc_client: httpx.AsyncClient) -> None:
     response = await gc_client.post(SWEEP_PATH, params={"dryRun": "false"})
 

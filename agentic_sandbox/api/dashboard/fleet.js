@@ -1,8 +1,8 @@
 // The fleet overview: instance counts by phase and runtime, the garbage collector, and sources.
 //
 // Counts come from the live instance store. The collector section shows the sweep counters of
-// /metrics and a dry-run sweep (POST /api/v1/gc/sweep?dryRun=true), which lists what a pass
-// would remove now and removes nothing. Directory sources are the manifest files named by the
+// /metrics, the last pass (GET /api/v1/gc) with what it removed, and a dry-run sweep
+// (POST /api/v1/gc/sweep?dryRun=true), which lists what a pass would remove now. Directory sources are the manifest files named by the
 // instances' source annotations and by source.* events; git sources are GitSource resources.
 
 import { request } from "./api.js";
@@ -12,6 +12,21 @@ import { PHASES } from "./instances.js";
 const SOURCE_ANNOTATION = "sandbox.agentic.dev/source";
 const FILE_PREFIX = "file:";
 const SOURCE_ERROR_EVENTS = new Set(["source.invalid", "source.rejected", "source.fetch_failed"]);
+
+// The collector's last pass that was not a dry run: when, and what it removed or failed on.
+function lastPassParts(status) {
+  const heading = el("h3", {}, "Last pass");
+  const last = status.lastPass;
+  if (!last) {
+    const why = status.enabled ? "no pass has run yet" : "the periodic sweep is off";
+    return [heading, el("p", { class: "muted gc-last" }, `None: ${why}.`)];
+  }
+  const when = el("p", { class: "gc-last" }, "Finished ", timeElement(last.finishedAt));
+  if (last.error) return [heading, when, el("p", { class: "error" }, last.error)];
+  if (last.items.length === 0) return [heading, when, el("p", { class: "gc-none" }, "It removed nothing.")];
+  const rows = last.items.map((item) => el("tr", {}, el("td", {}, item.type), el("td", {}, item.name), el("td", {}, item.instance || "—"), el("td", {}, item.result), el("td", { class: "message" }, item.error || item.message)));
+  return [heading, when, table("What the last pass did", ["Type", "Name", "Instance", "Result", "Message"], rows)];
+}
 
 function table(caption, headers, rows) {
   return el(
@@ -88,9 +103,10 @@ export class FleetView {
     const heading = el("h2", { id: "fleet-gc" }, "Garbage collector");
     const recheck = el("button", { type: "button", onclick: () => this.loadGc() }, "Check again");
     clear(this.gc).append(heading, el("p", { class: "muted" }, "Loading…"));
-    const [metrics, sweep] = await Promise.allSettled([
+    const [metrics, sweep, status] = await Promise.allSettled([
       fetch("/metrics", { cache: "no-store" }).then((response) => response.text()),
       request("/api/v1/gc/sweep", { method: "POST", query: { dryRun: "true" } }),
+      request("/api/v1/gc"),
     ]);
     const parts = [heading];
     if (metrics.status === "fulfilled") {
@@ -105,6 +121,7 @@ export class FleetView {
         ),
       );
     }
+    if (status.status === "fulfilled") parts.push(...lastPassParts(status.value));
     if (sweep.status === "fulfilled") {
       const items = sweep.value.items;
       parts.push(el("h3", {}, "A pass now would remove"));
