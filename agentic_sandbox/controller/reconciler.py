@@ -38,11 +38,12 @@ from agentic_sandbox.errors import (
     Conflict,
     InvalidRuntimeSpec,
     NotFound,
+    RuntimeFailure,
     RuntimeUnavailable,
     SandboxError,
 )
 from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime
-from agentic_sandbox.runtimes.router import driver_for
+from agentic_sandbox.runtimes.router import driver_for, drivers_of
 from agentic_sandbox.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -131,12 +132,22 @@ class InstanceReconciler:
         return True
 
     async def _observe(self, instance: Instance) -> Observation:
-        # Only the instance's own driver is asked, so an outage of another runtime does not
-        # make this instance Unknown.
+        selector = {
+            LABEL_UID: str(instance.metadata.uid),
+            LABEL_CONTROLLER: self._policy.controller_id,
+        }
+        # The instance's own driver must answer. The others are asked too, so that a sandbox
+        # left on another runtime after spec.runtime changed is removed, but an outage of
+        # another runtime does not make this instance Unknown.
         driver = driver_for(self._runtime, instance.spec.runtime)
-        sandboxes = await driver.list_owned(
-            {LABEL_UID: str(instance.metadata.uid), LABEL_CONTROLLER: self._policy.controller_id}
-        )
+        sandboxes = await driver.list_owned(selector)
+        for other in drivers_of(self._runtime):
+            if other is driver:
+                continue
+            try:
+                sandboxes += await other.list_owned(selector)
+            except RuntimeFailure as error:
+                logger.debug("other runtime not listed runtime=%s error=%s", other.name, error)
         hashes = desired_hashes(instance)
         return Observation(
             instance=instance,

@@ -159,3 +159,33 @@ async def test_disabled_libvirt_stalls_without_finalizer(
     assert "libvirt" in (instance.status.message or "")
     stalled = instance.status.condition("Stalled")
     assert stalled is not None and stalled.status == "True"
+
+
+async def test_runtime_change_removes_old_sandbox(store: SqliteStore, tmp_path: Path) -> None:
+    harness = Harness(store, tmp_path)
+    await harness.create(loadout="small")
+    await harness.reconciler.reconcile("default/vm")
+    instance = await harness.get()
+    data = instance.spec.model_dump(by_alias=True)
+    data.update(runtime="docker", image="agentic/demo:dev", loadout=None)
+    instance.spec = type(instance.spec).model_validate(data)
+    await store.update(instance)
+
+    await harness.reconciler.reconcile("default/vm")
+
+    assert harness.libvirt.sandboxes == {}
+    (container,) = harness.docker.sandboxes.values()
+    assert container.spec.runtime == "docker"
+
+
+async def test_other_runtime_outage_keeps_instance_running(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    harness = Harness(store, tmp_path)
+    await harness.create(runtime="docker", image="agentic/demo:dev")
+    harness.libvirt.set_available(False)
+
+    await harness.reconciler.reconcile("default/vm")
+
+    instance = await harness.get()
+    assert instance.status.phase == "Running"
