@@ -63,7 +63,7 @@ def run_apply(args: argparse.Namespace, client: ApiClient) -> int:
             print(f"{reference} valid (client dry run)")
             continue
         try:
-            result, outcome = client.apply_instance(
+            result, outcome = client.apply_resource(
                 manifest, takeover=takeover, dry_run=dry_run == "server"
             )
             if dry_run == "server":
@@ -90,7 +90,7 @@ def _delete_one(
 ) -> bool:
     reference = _reference(kind, name)
     try:
-        client.delete_instance(namespace, name, force=force, takeover=takeover)
+        client.delete_instance(namespace, name, force=force, takeover=takeover, kind=kind)
     except ApiError as error:
         if error.status == 404:
             message = f"{reference}: not found in namespace {namespace}"

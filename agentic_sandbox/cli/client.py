@@ -15,6 +15,12 @@ from typing import Any
 import httpx
 
 INSTANCES_PATH = "/api/v1/instances"
+# The collection route of each kind that sandboxctl apply and delete -f send.
+COLLECTION_PATHS = {
+    "Instance": INSTANCES_PATH,
+    "Loadout": "/api/v1/loadouts",
+    "GitSource": "/api/v1/gitsources",
+}
 LOADOUTS_PATH = "/api/v1/loadouts"
 EVENTS_PATH = "/api/v1/events"
 GC_SWEEP_PATH = "/api/v1/gc/sweep"
@@ -120,16 +126,19 @@ class ApiClient:
     def get_loadout(self, namespace: str, name: str) -> dict[str, Any]:
         return self._json("GET", f"{LOADOUTS_PATH}/{name}", params={"namespace": namespace})
 
-    def apply_instance(
+    def apply_resource(
         self, manifest: dict[str, Any], *, takeover: bool = False, dry_run: bool = False
     ) -> tuple[dict[str, Any], str]:
-        """PUT a full manifest; returns the stored object and created, updated or unchanged.
+        """PUT a full manifest to its kind's route; return the stored object and the outcome.
+
+        The outcome is created, updated or unchanged.
 
         With ``dry_run`` the server changes nothing and returns a DryRunResult document, with
         the would-be object and the planned operations, in place of the stored object.
         """
         metadata = manifest["metadata"]
-        path = f"{INSTANCES_PATH}/{metadata['name']}"
+        collection = COLLECTION_PATHS.get(str(manifest.get("kind")), INSTANCES_PATH)
+        path = f"{collection}/{metadata['name']}"
         params = {"namespace": metadata.get("namespace", "default")}
         if takeover:
             params["takeover"] = "true"
@@ -171,14 +180,22 @@ class ApiClient:
             raise self._transport_error(exc) from exc
 
     def delete_instance(
-        self, namespace: str, name: str, *, force: bool = False, takeover: bool = False
+        self,
+        namespace: str,
+        name: str,
+        *,
+        force: bool = False,
+        takeover: bool = False,
+        kind: str = "Instance",
     ) -> dict[str, Any]:
+        """DELETE an object of ``kind`` (an Instance unless told) through its kind's route."""
         params: dict[str, Any] = {"namespace": namespace}
         if takeover:
             params["takeover"] = "true"
         if force:
             params["force"] = "true"
-        return self._json("DELETE", f"{INSTANCES_PATH}/{name}", params=params)
+        collection = COLLECTION_PATHS.get(kind, INSTANCES_PATH)
+        return self._json("DELETE", f"{collection}/{name}", params=params)
 
     def list_events(
         self, *, instance: str | None = None, since: int | None = None, limit: int | None = None

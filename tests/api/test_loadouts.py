@@ -20,6 +20,7 @@ from agentic_sandbox.store.sqlite import SqliteStore
 from tests.api.support import BASE_URL, TOKEN, assert_problem
 
 REPO_LOADOUTS = Path(__file__).resolve().parents[2] / "images" / "vm" / "loadouts"
+EXAMPLE_LOADOUTS = ("base.yaml", "python-dev.yaml", "agent-python.yaml")
 PATH = "/api/v1/loadouts"
 
 
@@ -41,8 +42,10 @@ def validator(component: str) -> jsonschema_rs.Draft202012Validator:
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
     copy = tmp_path / "loadouts"
-    # The three example loadouts that extend each other; the test guest's loadout stays out.
-    shutil.copytree(REPO_LOADOUTS, copy, ignore=shutil.ignore_patterns("tiny.yaml"))
+    # The three example loadouts that extend each other; the test guests' loadouts stay out.
+    copy.mkdir()
+    for example in EXAMPLE_LOADOUTS:
+        shutil.copy(REPO_LOADOUTS / example, copy / example)
     return copy
 
 

@@ -24,6 +24,7 @@ from tests.cli.conftest import ApiServer
 from tests.cli.support import Sandboxctl
 
 REPO_LOADOUTS = Path(__file__).resolve().parents[2] / "images" / "vm" / "loadouts"
+EXAMPLE_LOADOUTS = ("base.yaml", "python-dev.yaml", "agent-python.yaml")
 
 
 class LoadoutServer(ApiServer):
@@ -61,8 +62,10 @@ class LoadoutServer(ApiServer):
 @pytest.fixture
 def loadout_dir(tmp_path: Path) -> Path:
     copy = tmp_path / "loadouts"
-    # The three example loadouts that extend each other; the test guest's loadout stays out.
-    shutil.copytree(REPO_LOADOUTS, copy, ignore=shutil.ignore_patterns("tiny.yaml"))
+    # The three example loadouts that extend each other; the test guests' loadouts stay out.
+    copy.mkdir()
+    for example in EXAMPLE_LOADOUTS:
+        shutil.copy(REPO_LOADOUTS / example, copy / example)
     return copy
 
 
@@ -252,3 +255,26 @@ def test_serve_loadout_dir_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert from_env.loadout_dir == tmp_path / "env"
     assert code == 0
     assert chosen[0].loadout_dir == tmp_path / "option"
+
+
+def test_apply_file_creates_loadout(
+    server_env: LoadoutServer, sandboxctl: Sandboxctl, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "small.yaml"
+    manifest.write_text(
+        f"apiVersion: {API_VERSION}\n"
+        "kind: Loadout\n"
+        "metadata:\n  name: small\n"
+        "spec:\n  extends: [debian-base]\n  resources:\n    memory: 512Mi\n"
+    )
+
+    applied = sandboxctl("apply", "-f", str(manifest))
+    listed = sandboxctl("get", "loadouts")
+    deleted = sandboxctl("delete", "-f", str(manifest))
+
+    assert applied.code == 0, applied.err
+    assert "loadout/small created" in applied.out
+    line = next(row for row in listed.out.splitlines() if row.startswith("small "))
+    assert "store" in line
+    assert "512Mi" in line
+    assert deleted.code == 0, deleted.err
