@@ -73,11 +73,16 @@ class AgentServer:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers((service_handler(self._connect),))
         for address in self._addresses:
-            port = server.add_insecure_port(address)
+            try:
+                # grpcio returns 0 for a port it cannot bind, or raises in newer releases.
+                port = server.add_insecure_port(address)
+            except RuntimeError:
+                port = 0
             if port == 0:
                 raise AgentServerError(
-                    f"the agent server cannot listen on {address}; stop what uses the port or "
-                    "choose another with --grpc-port"
+                    f"the agent server cannot listen on {address}: the port is in use or the "
+                    "address is not on this machine; stop what uses the port or choose another "
+                    "with --grpc-port (env AGENTIC_SANDBOX_GRPC_PORT)"
                 )
             self.ports[address] = port
         if self._unix_socket is not None:
