@@ -26,6 +26,7 @@ from agentic_sandbox.cli.output import (
     text_or_none,
 )
 from agentic_sandbox.cli.tables import CONDITION_HEADERS, condition, condition_row, section
+from agentic_sandbox.crds.gitsource import redact_url
 from agentic_sandbox.crds.meta import SOURCE_ANNOTATION
 
 DEFAULT_NAMESPACE = "default"
@@ -60,7 +61,7 @@ def gitsource_row(item: Mapping[str, Any], *, with_namespace: bool, now: datetim
     ready = condition(status, "Ready") or {}
     row = [
         str(metadata.get("name", "")),
-        str(spec.get("url", "")),
+        redact_url(str(spec.get("url", ""))),
         _ref_text(spec),
         str(spec.get("path") or "/"),
         str(ready.get("status", "Unknown")),
@@ -116,7 +117,7 @@ def _spec_lines(item: Mapping[str, Any]) -> list[str]:
             ("Name", str(metadata.get("name", ""))),
             ("Namespace", str(metadata.get("namespace", ""))),
             ("Managed By", text_or_none(annotations.get(SOURCE_ANNOTATION))),
-            ("URL", str(spec.get("url", ""))),
+            ("URL", redact_url(str(spec.get("url", "")))),
             ("Ref", _ref_text(spec)),
             ("Path", str(spec.get("path") or "/")),
             ("Interval", text_or_none(spec.get("interval"))),

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -246,3 +246,14 @@ class GitSource(Resource):
     kind: Literal["GitSource"] = "GitSource"
     spec: GitSourceSpec
     status: GitSourceStatus = Field(default_factory=GitSourceStatus)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without its user information, for messages, logs and listings."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -28,9 +28,8 @@ import signal
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from agentic_sandbox.crds.gitsource import GitRef
+from agentic_sandbox.crds.gitsource import GitRef, redact_url
 from agentic_sandbox.errors import SandboxError
 
 logger = logging.getLogger(__name__)
@@ -85,17 +84,6 @@ class GitTimeout(GitError):
 def redact(text: str) -> str:
     """Remove ``user:password@`` from every URL in ``text``."""
     return _CREDENTIALS.sub(r"\g<scheme>***@", text)
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` without its user information, for messages and logs."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def git_environment() -> dict[str, str]:

@@ -25,11 +25,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentic_sandbox.crds.gitsource import GitSource, OwnershipConflict
+from agentic_sandbox.crds.gitsource import GitSource, OwnershipConflict, redact_url
 from agentic_sandbox.crds.meta import Resource
 from agentic_sandbox.errors import OwnedByOtherSource, StoreError
 from agentic_sandbox.sources import git_report
-from agentic_sandbox.sources.git_client import GitCache, GitError, redact_url
+from agentic_sandbox.sources.git_client import GitCache, GitError
 from agentic_sandbox.sources.git_plan import (
     Desired,
     ParsedTree,

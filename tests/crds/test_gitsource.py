@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agentic_sandbox.crds import schema
-from agentic_sandbox.crds.gitsource import GitRef, check_url, parse_interval
+from agentic_sandbox.crds.gitsource import GitRef, check_url, parse_interval, redact_url
 from agentic_sandbox.crds.validation import validate_resource
 from agentic_sandbox.errors import InvalidResource
 
@@ -99,3 +99,15 @@ def test_repository_files_current(tmp_path: Path) -> None:
     for name in (schema.GITSOURCE_JSON_SCHEMA_FILE, schema.GITSOURCE_CRD_FILE):
         written = (REPOSITORY_CRDS / name).read_text(encoding="utf-8")
         assert written == (tmp_path / name).read_text(encoding="utf-8"), name
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:s3cret@127.0.0.1/repo.git", "https://***@127.0.0.1/repo.git"),
+        ("https://127.0.0.1/repo.git", "https://127.0.0.1/repo.git"),
+        ("/srv/git/repo.git", "/srv/git/repo.git"),
+    ],
+)
+def test_redact_url_hides_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
