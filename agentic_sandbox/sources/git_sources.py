@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ class GitSources:
                     if not isinstance(source, GitSource):
                         continue
                     if change.type is WatchEventType.DELETED:
-                        self._stop_runner(source.metadata.namespace, source.metadata.name)
+                        self._forget(source.metadata.namespace, source.metadata.name)
                     else:
                         self._on_change(source)
                 return  # the store was closed
@@ -191,11 +192,31 @@ class GitSources:
             runner = self._new_runner(source)
         runner.task = self._group.create_task(self._loop(runner))
 
-    def _stop_runner(self, namespace: str, name: str) -> None:
+    def _stop_runner(self, namespace: str, name: str) -> asyncio.Task[None] | None:
         runner = self._runners.pop((namespace, name), None)
         if runner is not None and runner.task is not None:
             runner.task.cancel()
             logger.info("git source removed", extra={"source": f"{namespace}/{name}"})
+            return runner.task
+        return None
+
+    def _forget(self, namespace: str, name: str) -> None:
+        """Stop a deleted source and remove its cache once its sync has ended."""
+        task = self._stop_runner(namespace, name)
+        if self._group is not None:
+            self._group.create_task(self._remove_cache(namespace, name, task))
+
+    async def _remove_cache(
+        self, namespace: str, name: str, task: asyncio.Task[None] | None
+    ) -> None:
+        if task is not None:
+            # Waits for the cancelled sync to end without raising what ended it.
+            await asyncio.wait({task})
+        if (namespace, name) in self._runners:
+            return  # created again meanwhile; its cache is in use
+        directory = self.cache_root / namespace / name
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        logger.info("git cache removed", extra={"source": f"{namespace}/{name}"})
 
     # One source.
 

@@ -453,3 +453,23 @@ async def test_preview_lists_changes(
     actions = {change["name"]: change["action"] for change in preview["changes"]}
     assert actions == {"web": "update", "new": "create", "api": "prune"}
     assert await instance_names(store) == ["api", "web"]
+
+
+async def test_deleted_source_cache_removed(
+    store: SqliteStore, repo: Repository, sources: GitSources, tmp_path: Path
+) -> None:
+    repo.write("apps/web.yaml", instance_doc("web"))
+    first = repo.commit("add web")
+    await create_source(store, repo.url)
+    await wait_applied(store, first)
+    cache = tmp_path / "cache" / "default" / "fleet"
+    assert cache.is_dir()
+
+    await store.delete("GitSource", "default", "fleet")
+
+    async def cache_gone() -> bool:
+        return not cache.exists()
+
+    await eventually(cache_gone, what="the deleted source's cache removed")
+    # Its objects stay: deleting a source is not a prune.
+    assert await instance_names(store) == ["web"]
