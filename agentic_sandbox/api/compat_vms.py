@@ -101,7 +101,14 @@ def vm_view(instance: Instance) -> dict[str, Any]:
     resources = instance.spec.resources
     agent = instance.status.condition("AgentConnected")
     connected_at = instance.status.agent.connected_at if instance.status.agent else None
-    cpus = resources.cpus
+    cpus: float = resources.cpus
+    memory_mb = resources.memory_bytes // MEBIBYTE
+    # The running domain's own figures win: a loadout may set them instead of the Instance.
+    details = ref.details if ref is not None and ref.runtime == RUNTIME else {}
+    if details.get("vcpus", "").isdigit():
+        cpus = float(details["vcpus"])
+    if details.get("memoryMiB", "").isdigit():
+        memory_mb = int(details["memoryMiB"])
     return {
         "name": instance.metadata.name,
         "namespace": instance.metadata.namespace,
@@ -110,7 +117,7 @@ def vm_view(instance: Instance) -> dict[str, Any]:
         "uuid": ref.id if ref is not None and ref.runtime == RUNTIME else None,
         "instance_id": instance.metadata.uid,
         "vcpus": int(cpus) if cpus.is_integer() else cpus,
-        "memory_mb": resources.memory_bytes // MEBIBYTE,
+        "memory_mb": memory_mb,
         "disk": resources.disk,
         "loadout": instance.spec.loadout,
         "ip_address": instance.status.ip,

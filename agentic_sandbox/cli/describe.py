@@ -150,6 +150,8 @@ _DETAIL_LABELS = (
     ("accelerator", "Accelerator"),
     ("serialLog", "Serial Log"),
     ("disk", "Disk"),
+    ("vcpus", "VM vCPUs"),
+    ("memoryMiB", "VM Memory MiB"),
 )
 
 

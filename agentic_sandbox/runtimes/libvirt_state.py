@@ -86,6 +86,9 @@ class DomainFacts:
     domain_type: str
     disk_path: str | None
     serial_log_path: str | None
+    # What the guest really gets, which may differ from the Instance's own defaults.
+    vcpus: str = ""
+    memory_mib: str = ""
 
     @property
     def accelerator(self) -> str:
@@ -111,7 +114,20 @@ def parse_domain(xml: str) -> DomainFacts:
         domain_type=domain.get("type", ""),
         disk_path=disk_path,
         serial_log_path=serial.get("path") if serial is not None else None,
+        vcpus=(domain.findtext("vcpu") or "").strip(),
+        memory_mib=_memory_mib(domain.find("memory")),
     )
+
+
+def _memory_mib(element: ET.Element | None) -> str:
+    """Return a domain's ``<memory>`` in MiB, or "" when it is missing or unreadable."""
+    if element is None or not (element.text or "").strip().isdigit():
+        return ""
+    units = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1 << 20, "mib": 1 << 20}
+    factor = units.get(element.get("unit", "KiB").lower())
+    if factor is None:
+        return ""
+    return str(int(element.text or "0") * factor >> 20)
 
 
 def sandbox_state(facts: DomainFacts, state: int, reason: int) -> SandboxState:
@@ -132,6 +148,10 @@ def sandbox_state(facts: DomainFacts, state: int, reason: int) -> SandboxState:
         details["serialLog"] = facts.serial_log_path
     if facts.disk_path:
         details["disk"] = facts.disk_path
+    if facts.vcpus:
+        details["vcpus"] = facts.vcpus
+    if facts.memory_mib:
+        details["memoryMiB"] = facts.memory_mib
     return SandboxState(
         id=facts.uuid,
         name=facts.name,

@@ -207,6 +207,8 @@ def test_state_details_and_image() -> None:
         "accelerator": "tcg",
         "serialLog": "/vms/web-x/serial.log",
         "disk": "/vms/web-x/disk.qcow2",
+        "vcpus": "1",
+        "memoryMiB": "256",
     }
 
 
