@@ -218,9 +218,9 @@ def _add_get(
     get = subparsers.add_parser(
         "get",
         parents=[parent],
-        help="list instances, loadouts or events",
-        description="List instances or loadouts, or show one, as a table or as YAML or JSON; "
-        "or list events.",
+        help="list instances, loadouts, git sources, missions or events",
+        description="List instances, loadouts, git sources or missions, or show one, as a table "
+        "or as YAML or JSON; or list events.",
         epilog="examples:\n  sandboxctl get instances -A -o wide\n"
         "  sandboxctl get inst web -o yaml\n  sandboxctl get loadouts\n"
         "  sandboxctl get events --instance web\n"
@@ -234,7 +234,7 @@ def _add_get(
         help="instances (or instance, inst), loadouts (or loadout, lo), gitsources (or "
         "gitsource, gs), events or missions (or mission, mi)",
     )
-    get.add_argument("name", nargs="?", metavar="NAME", help="show only this instance or loadout")
+    get.add_argument("name", nargs="?", metavar="NAME", help="show only the object of this name")
     _add_namespace(get, all_namespaces=True)
     get.add_argument(
         "-l", "--selector", metavar="SELECTOR", help="label selector such as app=web,tier=agents"
@@ -265,7 +265,7 @@ def _add_describe(
     describe = subparsers.add_parser(
         "describe",
         parents=[parent],
-        help="show an instance or a loadout in detail",
+        help="show an instance, a loadout or a git source in detail",
         description="Show an instance's metadata, spec, status, conditions and recent events; "
         "or a loadout as written and merged, with the loadout that set each value.",
     )
@@ -362,7 +362,7 @@ def _add_gc(
     gc = subparsers.add_parser(
         "gc",
         parents=[parent],
-        help="remove orphaned containers and workspaces now, or list them with --dry-run",
+        help="remove orphaned containers, VMs and workspaces now, or list them with --dry-run",
         description="Run one garbage collection pass on the controller and show each object it "
         "removed, or with --dry-run would remove, and why. The rules are those of the periodic "
         "pass: only this controller's objects whose instance is gone, and stopped unowned "
@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Run and manage agentic-sandbox: agent sandboxes declared as Instance "
-        "resources and converged to Docker containers.",
+        "resources and converged to Docker containers and libvirt virtual machines.",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     parent = _client_options()

@@ -1,6 +1,6 @@
 """``sandboxctl start|stop|restart NAME...``: lifecycle verbs over the API.
 
-The verbs change desired state; the controller then starts or stops the containers. Stop keeps
+The verbs change desired state; the controller then starts or stops the sandboxes. Stop keeps
 the container and its data; it never deletes.
 """
 
@@ -13,8 +13,8 @@ from agentic_sandbox.cli.client import INSTANCES_PATH, ApiClient, ApiError, CliE
 
 VERBS = {
     "start": "start stopped instances (restores the run strategy a stop replaced)",
-    "stop": "stop instances gracefully; the containers and their data are kept",
-    "restart": "stop and start the containers of instances, without recreating them",
+    "stop": "stop instances gracefully; the containers, VMs and their data are kept",
+    "restart": "stop and start the sandboxes of instances, without recreating them",
 }
 
 
