@@ -240,16 +240,29 @@ def _add_documents(
         assert isinstance(document.resource, Loadout)
         name = document.resource.metadata.name
         first = loadouts.get(name)
+        here = _FileLoadout(loadout=document.resource, path=str(path), line=document.line)
         if first is not None:
-            error = ManifestError(
-                f"loadout {name!r} is already defined in {first.path}:{first.line}; "
-                "rename or remove one of them",
-                file=str(path),
-                line=document.line,
+            # The file named after the loadout keeps it, so that a new file cannot take over
+            # a loadout that instances already use; otherwise the first file by name does.
+            kept, other = (
+                (here, first)
+                if _named_after(here, name) > _named_after(first, name)
+                else (first, here)
             )
-            invalid.append(_InvalidFile(name=name, path=str(path), error=str(error)))
+            error = ManifestError(
+                f"loadout {name!r} is already defined in {kept.path}:{kept.line}; "
+                "rename or remove one of them",
+                file=other.path,
+                line=other.line,
+            )
+            invalid.append(_InvalidFile(name=name, path=other.path, error=str(error)))
+            loadouts[name] = kept
             continue
-        loadouts[name] = _FileLoadout(loadout=document.resource, path=str(path), line=document.line)
+        loadouts[name] = here
+
+
+def _named_after(entry: _FileLoadout, name: str) -> bool:
+    return Path(entry.path).stem == name
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,22 @@ async def test_duplicate_name_in_two_files(catalog: LoadoutCatalog, directory: P
     assert resolved.spec.base_image == "/images/one.qcow2"
 
 
+async def test_file_named_after_loadout_keeps_it(
+    catalog: LoadoutCatalog, directory: Path
+) -> None:
+    owner = write_loadout(directory, "same", baseImage="/images/one.qcow2")
+    newcomer = write_loadout(directory, "a-newcomer", baseImage="/images/two.qcow2")
+    newcomer.write_text(newcomer.read_text().replace('"a-newcomer"', '"same"'))
+
+    entries = await catalog.list()
+    resolved = await catalog.resolve("same")
+
+    assert resolved.spec.base_image == "/images/one.qcow2"
+    broken = [entry for entry in entries if entry.error is not None]
+    assert [entry.source for entry in broken] == [str(newcomer)]
+    assert f"already defined in {owner}:1" in (broken[0].error or "")
+
+
 async def test_files_reread_after_change(
     catalog: LoadoutCatalog, directory: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
