@@ -136,9 +136,38 @@ async def test_invalid_catalog_is_empty(
     assert "image catalog invalid" in caplog.text
 
 
+REPOSITORY_REFS = [
+    "agentic/base:dev",
+    "agentic/demo:dev",
+    "agentic/agent:dev",
+    "agentic/claude:dev",
+    "agentic/codex:dev",
+    "agentic/opencode:dev",
+    "agentic/automation-control:dev",
+]
+
+
 def test_repository_catalog_parses() -> None:
     images = parse_catalog(DEFAULT_CATALOG_PATH.read_text(), source=str(DEFAULT_CATALOG_PATH))
 
-    refs = [image.image for image in images]
-    assert "agentic/base:dev" in refs
-    assert "agentic/demo:dev" in refs
+    assert [image.image for image in images] == REPOSITORY_REFS
+    for image in images:
+        assert image.runtime == "docker", image.name
+        assert image.description, image.name
+        assert image.image == f"agentic/{image.name}:dev"
+
+
+async def test_repository_catalog_reports_provider_presence(store: SqliteStore) -> None:
+    runtime = FakeRuntime(images=["agentic/agent:dev", "agentic/claude:dev"])
+    try:
+        images = await get_images(store, catalog=DEFAULT_CATALOG_PATH, runtime=runtime)
+    finally:
+        await runtime.close()
+
+    present = {image["ref"]: image["present"] for image in images}
+    assert list(present) == REPOSITORY_REFS
+    assert present["agentic/agent:dev"] is True
+    assert present["agentic/claude:dev"] is True
+    assert present["agentic/codex:dev"] is False
+    assert present["agentic/opencode:dev"] is False
+    assert present["agentic/automation-control:dev"] is False
