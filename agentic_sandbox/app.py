@@ -36,7 +36,11 @@ from agentic_sandbox.controller.credentials import (
     load_or_create_token,
     read_operator_token,
 )
-from agentic_sandbox.controller.desired import AGENT_SOCKET_NAME, HostPolicy
+from agentic_sandbox.controller.desired import (
+    AGENT_SOCKET_NAME,
+    USER_NETWORK_HOST_ADDRESS,
+    HostPolicy,
+)
 from agentic_sandbox.controller.gc import GcSettings
 from agentic_sandbox.controller.loadouts import LoadoutCatalog
 from agentic_sandbox.controller.manager import Controller
@@ -56,6 +60,8 @@ logger = logging.getLogger("agentic_sandbox")
 SHUTDOWN_DRAIN_SECONDS = 10.0
 # Longest Unix socket path Linux accepts (sun_path holds 108 bytes with the final NUL).
 MAX_SOCKET_PATH = 107
+# Agent server listen hosts that include the IPv4 loopback address.
+LOOPBACK_LISTEN_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::"})
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -218,6 +224,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         management_server=settings.agent_server_address,
         allow_docker_socket=settings.allow_docker_socket,
         agent_socket_dir=_agent_socket_dir(settings),
+        vm_management_server=vm_agent_address(settings),
     )
     catalog = LoadoutCatalog(store, settings.loadout_dir)
     controller = Controller(
@@ -308,6 +315,22 @@ def _agent_socket_dir(settings: Settings) -> Path | None:
         )
         return None
     return directory
+
+
+def vm_agent_address(settings: Settings) -> str | None:
+    """Return the agent server address for VMs on QEMU's user-mode network, or None.
+
+    QEMU maps the guest's USER_NETWORK_HOST_ADDRESS to the host's loopback, so the address
+    works only when the agent server listens on loopback or on every address.
+    """
+    hosts = settings.agent_hosts or ["127.0.0.1"]
+    if not LOOPBACK_LISTEN_HOSTS.intersection(hosts):
+        logger.warning(
+            "agent server does not listen on loopback; virtual machines cannot reach it hosts=%s",
+            ",".join(hosts),
+        )
+        return None
+    return f"{USER_NETWORK_HOST_ADDRESS}:{settings.grpc_port}"
 
 
 async def agent_addresses(settings: Settings) -> list[str]:

@@ -12,9 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentic_sandbox.controller.agent_identity import LABEL_AGENT_SECRET_SHA256, secret_digest
+from agentic_sandbox.controller.agent_identity import (
+    LABEL_AGENT_SECRET_SHA256,
+    LABEL_IMAGE_CARRIES_AGENT,
+    secret_digest,
+)
 from agentic_sandbox.crds.instance import DEFAULT_CPUS, DEFAULT_MEMORY, Instance
-from agentic_sandbox.crds.loadout import LoadoutSpec
+from agentic_sandbox.crds.loadout import LoadoutSpec, NetworkMode
 from agentic_sandbox.crds.loadout_merge import ResolvedLoadout
 from agentic_sandbox.crds.quantity import parse_memory
 from agentic_sandbox.crds.spechash import HASH_SCHEMA_VERSION, spec_hash
@@ -40,6 +44,9 @@ WORKSPACE_OWNER_FILE = ".agentic-sandbox-owner"
 # directory is mounted read-only: connecting to a socket needs no write access to its mount.
 AGENT_SOCKET_MOUNT = "/run/agentic-sandbox"
 AGENT_SOCKET_NAME = "agent.sock"
+# QEMU's user-mode network (slirp) maps this guest address to the host's loopback, so a virtual
+# machine reaches an agent server on 127.0.0.1 without a listener on any other host address.
+USER_NETWORK_HOST_ADDRESS = "10.0.2.2"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class HostPolicy:
     # Host directory of the agent server's Unix socket, for sandboxes with network none. None
     # leaves those sandboxes without a way to reach the agent server.
     agent_socket_dir: Path | None = None
+    # Address that virtual machines on QEMU's user-mode network dial for the agent server
+    # (USER_NETWORK_HOST_ADDRESS and the agent port). None when the server does not listen on
+    # loopback, so those machines cannot reach it.
+    vm_management_server: str | None = None
 
 
 def sandbox_name(instance: Instance) -> str:
@@ -231,6 +242,23 @@ def _env(instance: Instance, policy: HostPolicy, agent_secret: str | None) -> di
     return env
 
 
+def host_memory_bytes() -> int:
+    """Return this machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_host_memory(instance: Instance, memory: int, field: str) -> None:
+    """Refuse a VM bigger than this machine's memory, which QEMU could never allocate."""
+    host = host_memory_bytes()
+    if memory > host:
+        raise InvalidRuntimeSpec(
+            f"{field} of instance {instance.key} asks for {memory >> 20} MiB, but this machine "
+            f"has {host >> 20} MiB; ask for less, such as '1Gi'",
+            field="spec.resources.memory",
+            value=memory,
+        )
+
+
 def _build_vm_spec(
     instance: Instance,
     policy: HostPolicy,
@@ -261,16 +289,30 @@ def _build_vm_spec(
     resources = spec.resources
     cpus = resources.cpus if resources.cpus != DEFAULT_CPUS else resolved.cpus
     memory = resources.memory_bytes
+    memory_field = "spec.resources.memory"
     if memory == parse_memory(DEFAULT_MEMORY):
         memory = resolved.memory_bytes
+        memory_field = f"resources.memory of loadout {resolved.name!r}"
+    _check_host_memory(instance, memory, memory_field)
     loadout_disk = resolved.spec.resources.disk if resolved.spec.resources else None
     disk = spec.resources.disk or loadout_disk
+
+    labels = _labels(instance, policy, agent_secret)
+    if resolved.spec.agent:
+        # The label a container inherits from an agent image, so Ready waits for the agent.
+        labels[LABEL_IMAGE_CARRIES_AGENT] = "true"
+    env = _env(instance, policy, agent_secret)
+    server = _vm_management_server(instance, policy, resolved)
+    if server is None:
+        del env["MANAGEMENT_SERVER"]
+    else:
+        env["MANAGEMENT_SERVER"] = server
     return SandboxSpec(
         name=sandbox_name(instance),
         image=base_image,
-        labels=_labels(instance, policy, agent_secret),
+        labels=labels,
         command=list(spec.command) if spec.command is not None else None,
-        env=_env(instance, policy, agent_secret),
+        env=env,
         network=resolved.network_mode.value,
         cpus=cpus,
         memory_bytes=memory,
@@ -282,4 +324,37 @@ def _build_vm_spec(
             loadout=resolved,
             disk_bytes=parse_memory(disk) if disk else None,
         ),
+    )
+
+
+def _vm_management_server(
+    instance: Instance, policy: HostPolicy, loadout: ResolvedLoadout
+) -> str | None:
+    """Return the agent server address a virtual machine dials, or None when it has none.
+
+    Only QEMU's user-mode network reaches the server, through the host's loopback. Raises
+    InvalidRuntimeSpec when the loadout's guest runs the agent and cannot reach the server,
+    because that instance would never become Ready.
+    """
+    mode = loadout.network_mode
+    if mode == NetworkMode.USER and policy.vm_management_server is not None:
+        return policy.vm_management_server
+    if not loadout.spec.agent:
+        return None
+    if mode == NetworkMode.USER:
+        problem = (
+            "the agent server does not listen on 127.0.0.1, which the guest reaches as "
+            f"{USER_NETWORK_HOST_ADDRESS}; add 127.0.0.1 to AGENTIC_SANDBOX_AGENT_HOSTS"
+        )
+    else:
+        # NOTE: the libvirt network's host address (virbr0) would work only when the agent
+        # server listens there, and the controller does not know that address.
+        problem = (
+            f"its network mode {mode.value!r} cannot reach the agent server; only mode "
+            "'user' can, so set network.mode to user in the loadout"
+        )
+    raise InvalidRuntimeSpec(
+        f"loadout {loadout.name!r} of instance {instance.key} runs the agent, but {problem}",
+        field="spec.loadout",
+        value=loadout.name,
     )

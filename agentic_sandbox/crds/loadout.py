@@ -141,6 +141,9 @@ class LoadoutSpec(Model):
     env: dict[EnvName, EnvValue | None] | None = None
     network: LoadoutNetwork | None = None
     readiness: Readiness | None = None
+    # True when the guest runs the agent (``sandbox-agent``), as the image label
+    # dev.agentic.agent=true marks an agent image. Ready then waits for the agent to register.
+    agent: bool | None = None
 
     @field_validator("base_image", "kernel", "initrd")
     @classmethod

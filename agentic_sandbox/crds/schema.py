@@ -311,6 +311,10 @@ _LOADOUT_SPEC_DESCRIPTIONS = {
     ),
     "network": "Network mode: 'user' (default), 'isolated' or 'libvirt'.",
     "readiness": "How long to wait for the guest to report it has booted.",
+    "agent": (
+        "True when the guest runs the agent (sandbox-agent): Ready then waits for the agent "
+        "to register, as for a container image labelled dev.agentic.agent=true."
+    ),
 }
 
 

@@ -344,4 +344,7 @@ main() {
     up_to_date disk "$disk" disk.qcow2 || build_disk "$disk"
 }
 
-main "$@"
+# Run only when executed: images/vm/build-agent-guest.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

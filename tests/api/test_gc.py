@@ -90,9 +90,7 @@ async def test_sweep_removes(gc_client: httpx.AsyncClient, runtime: FakeRuntime)
     assert container_id not in runtime.sandboxes
 
 
-async def test_status_reports_last_pass(
-    gc_client: httpx.AsyncClient, runtime: FakeRuntime
-) -> None:
+async def test_status_reports_last_pass(gc_client: httpx.AsyncClient, runtime: FakeRuntime) -> None:
     before = (await gc_client.get("/api/v1/gc")).json()
     container_id = await orphan(runtime)
     await gc_client.post(SWEEP_PATH, params={"dryRun": "true"})

@@ -295,9 +295,7 @@ async def test_duplicate_name_in_two_files(catalog: LoadoutCatalog, directory: P
     assert resolved.spec.base_image == "/images/one.qcow2"
 
 
-async def test_file_named_after_loadout_keeps_it(
-    catalog: LoadoutCatalog, directory: Path
-) -> None:
+async def test_file_named_after_loadout_keeps_it(catalog: LoadoutCatalog, directory: Path) -> None:
     owner = write_loadout(directory, "same", baseImage="/images/one.qcow2")
     newcomer = write_loadout(directory, "a-newcomer", baseImage="/images/two.qcow2")
     newcomer.write_text(newcomer.read_text().replace('"a-newcomer"', '"same"'))

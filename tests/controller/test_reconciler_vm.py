@@ -189,3 +189,17 @@ async def test_other_runtime_outage_keeps_instance_running(
 
     instance = await harness.get()
     assert instance.status.phase == "Running"
+
+
+async def test_memory_above_host_stalls_naming_field(store: SqliteStore, tmp_path: Path) -> None:
+    harness = Harness(store, tmp_path)
+    await harness.create(loadout="small", resources={"memory": "9999Ti"})
+    await harness.reconciler.reconcile("default/vm")
+
+    instance = await harness.get()
+    stalled = instance.status.condition("Stalled")
+    assert stalled is not None
+    assert stalled.status == "True"
+    assert "spec.resources.memory" in (instance.status.message or "")
+    assert "this machine has" in (instance.status.message or "")
+    assert harness.libvirt.sandboxes == {}
