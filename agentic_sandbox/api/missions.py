@@ -6,7 +6,7 @@
   ``timeout_seconds``. Executors are the instances of the ``namespace`` query parameter
   (default ``default``). It returns 201 with the mission record. Errors: 409 ``AlreadyExists``
   for a mission id in use, 409 ``NoMatchingExecutor`` when Ready instances exist but none
-  matches the filter, 503 ``NoReadyExecutor`` when none is Ready with a connected agent.
+  matches the filter, 409 ``NoReadyExecutor`` when none is Ready with a connected agent.
 - ``GET /api/v1/missions`` lists records (``session``, ``state``, ``limit``), and
   ``GET /api/v1/missions/{mission_id}`` returns one.
 - ``GET /api/v1/missions/{mission_id}/output`` returns the stored output as bytes, stdout and
@@ -220,10 +220,9 @@ class MissionRoutes:
         mission_request = parse_dispatch_body(session_id, query_namespace(request), body)
         try:
             mission = await dispatcher.dispatch(mission_request)
-        except NoMatchingExecutor as error:
+        except (NoMatchingExecutor, NoReadyExecutor) as error:
+            # The fleet's state, not the server, is what refuses the mission: a client error.
             raise ApiProblem(409, str(error), kind=error.reason) from error
-        except NoReadyExecutor as error:
-            raise ApiProblem(503, str(error), kind=error.reason) from error
         return JSONResponse(
             mission.to_wire(),
             status_code=201,

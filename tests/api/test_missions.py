@@ -95,7 +95,7 @@ async def test_dispatch_without_executors(http: httpx.AsyncClient, harness: Harn
         json={"mission_id": "m2", "objective": "true", "executor_filter": {"agent_id": "zz"}},
     )
 
-    assert assert_problem(none_ready, 503)["code"] == "NoReadyExecutor"
+    assert assert_problem(none_ready, 409)["code"] == "NoReadyExecutor"
     problem = assert_problem(no_match, 409)
     assert problem["code"] == "NoMatchingExecutor"
     assert "agent_id=zz" in problem["detail"]
