@@ -246,7 +246,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         loadouts=lambda name, namespace: catalog.resolve(name, namespace=namespace),
         agent_heartbeat_interval=settings.agent_heartbeat_interval,
     )
-    agent_hub = AgentHub()
+    agent_hub = AgentHub(is_stale=controller.agents.is_stale)
     agent_server = AgentServer(
         tracker=controller.agents,
         hub=agent_hub,

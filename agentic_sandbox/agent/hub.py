@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from agentic_sandbox.agent.proto.agent.v1 import agent_pb2 as pb
@@ -104,16 +104,54 @@ class HubCommand:
         )
 
 
+# Exit code reported for a command whose agent no longer knows it, as shells report a command
+# that could not be run to its end.
+LOST_EXIT_CODE = 255
+
+
 class AgentHub:
-    def __init__(self) -> None:
+    def __init__(self, *, is_stale: Callable[[str], bool] | None = None) -> None:
+        """``is_stale(key)`` says whether the agent of ``key`` has missed its heartbeats; such
+        an agent is given no new command."""
         # Instance key -> (connection id, outbox) of its live stream.
         self._streams: dict[str, tuple[str, asyncio.Queue[OutboxItem]]] = {}
         self._commands: dict[tuple[str, str], HubCommand] = {}
+        self._is_stale = is_stale
 
     # The server's side.
 
-    def attach(self, key: str, connection_id: str, outbox: asyncio.Queue[OutboxItem]) -> None:
+    def attach(
+        self,
+        key: str,
+        connection_id: str,
+        outbox: asyncio.Queue[OutboxItem],
+        known: set[str] | None = None,
+    ) -> None:
+        """Make this stream the instance's live one.
+
+        ``known`` is the command ids the agent reported when it registered. Commands of the
+        instance it does not know were lost with its previous process or stream, so they end
+        now with an error instead of waiting for a result that will never come.
+        """
         self._streams[key] = (connection_id, outbox)
+        if known is None:
+            return
+        lost = [cid for k, cid in self._commands if k == key and cid not in known]
+        for command_id in lost:
+            command = self._commands.pop((key, command_id))
+            logger.warning(
+                "command lost; the agent does not know it instance=%s command_id=%s",
+                key,
+                command_id,
+            )
+            command.deliver_result(
+                pb.CommandResult(
+                    command_id=command_id,
+                    exit_code=LOST_EXIT_CODE,
+                    error="the agent's connection ended while the command ran, and the agent "
+                    "that reconnected does not know it; its result is unknown",
+                )
+            )
 
     def detach(self, key: str, connection_id: str) -> None:
         current = self._streams.get(key)
@@ -165,12 +203,20 @@ class AgentHub:
 
     def send(self, key: str, message: pb.ServerMessage) -> None:
         stream = self._streams.get(key)
+        if stream is not None and message.HasField("command") and self._stale(key):
+            raise AgentNotConnected(
+                f"the agent of instance {key} has missed its heartbeats, so no command is sent "
+                "to it; check its AgentConnected condition with 'sandboxctl describe instance'"
+            )
         if stream is None:
             raise AgentNotConnected(
                 f"the agent of instance {key} is not connected; check its AgentConnected "
                 "condition with 'sandboxctl describe instance'"
             )
         stream[1].put_nowait(message)
+
+    def _stale(self, key: str) -> bool:
+        return self._is_stale is not None and self._is_stale(key)
 
     def release(self, command: HubCommand) -> None:
         self._commands.pop((command.key, command.command_id), None)

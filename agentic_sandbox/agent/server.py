@@ -144,7 +144,8 @@ class AgentServer:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION, "the sandbox was replaced; reconnect"
             )
-        self._hub.attach(expected.key, connection_id, outbox)
+        known = {session.command_id for session in register.sessions}
+        self._hub.attach(expected.key, connection_id, outbox, known)
         await self._record_connected(expected, register, connection_id)
 
         reader = asyncio.create_task(self._read(requests, expected, connection_id, outbox))

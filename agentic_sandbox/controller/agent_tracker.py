@@ -239,6 +239,11 @@ class AgentTracker:
     def connection(self, key: str) -> AgentConnection | None:
         return self._connections.get(key)
 
+    def is_stale(self, key: str) -> bool:
+        """Whether the agent of ``key`` is connected but has missed its heartbeats."""
+        connection = self._connections.get(key)
+        return connection is not None and connection.stale
+
     def connected_keys(self) -> list[str]:
         return sorted(self._connections)
 
