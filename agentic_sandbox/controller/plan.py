@@ -209,6 +209,13 @@ def _plan_existing(
             operations.append(Operation(OpKind.STOP, "run strategy Halted", current.id))
         return Plan(operations, keep=current)
 
+    if current.status == SandboxStatus.PAUSED:
+        # Paused behind the controller's back: a start cannot resume it, and the pause may be
+        # deliberate, so it is left to whoever paused it, unless the instance is to be halted.
+        if strategy == RunStrategy.HALTED:
+            operations.append(Operation(OpKind.STOP, "run strategy Halted", current.id))
+        return Plan(operations, keep=current)
+
     if current.status == SandboxStatus.CREATED:
         if wants_running(strategy):
             cause = "sandbox was created but never started"

@@ -247,6 +247,11 @@ def _agent_condition(
 def _exit_text(sandbox: SandboxState) -> str:
     if sandbox.status == SandboxStatus.CREATED:
         return "sandbox is created but not started"
+    if sandbox.status == SandboxStatus.PAUSED:
+        return (
+            "sandbox was paused outside the controller; resume it with docker unpause or "
+            "virsh resume"
+        )
     if sandbox.oom_killed:
         return "sandbox was killed for running out of memory"
     text = f"sandbox exited with code {sandbox.exit_code}"

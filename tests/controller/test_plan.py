@@ -109,6 +109,16 @@ def test_created_sandbox_is_started() -> None:
     assert text == "start c1: sandbox was created but never started"
 
 
+def test_paused_sandbox_left_alone() -> None:
+    text = render(make_instance(), make_sandbox(status=SandboxStatus.PAUSED))
+    assert text == "nothing to do"
+
+
+def test_halted_stops_paused_sandbox() -> None:
+    text = render(make_instance(RunStrategy.HALTED), make_sandbox(status=SandboxStatus.PAUSED))
+    assert text == "stop c1: run strategy Halted"
+
+
 def test_halted_stops_running_sandbox() -> None:
     text = render(make_instance(RunStrategy.HALTED), make_sandbox())
     assert text == "stop c1: run strategy Halted"
