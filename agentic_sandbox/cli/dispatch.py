@@ -172,6 +172,12 @@ def run_dispatch(args: argparse.Namespace, client: ApiClient) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     final = client.get(f"{MISSIONS_PATH}/{mission['id']}")
+    if final.get("outputTruncated"):
+        print(
+            f"sandboxctl: the output was cut: the mission wrote {final.get('outputBytes')} "
+            "bytes and the server keeps the first 1 MiB of each mission",
+            file=sys.stderr,
+        )
     if args.output:
         _print_record(final, args.output)
     return _exit_status(final)
