@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import uvicorn
@@ -58,6 +58,7 @@ from agentic_sandbox.store.sqlite import SqliteStore
 logger = logging.getLogger("agentic_sandbox")
 
 SHUTDOWN_DRAIN_SECONDS = 10.0
+API_SHUTDOWN_SECONDS = 2
 # Longest Unix socket path Linux accepts (sun_path holds 108 bytes with the final NUL).
 MAX_SOCKET_PATH = 107
 # Agent server listen hosts that include the IPv4 loopback address.
@@ -164,6 +165,9 @@ def server_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         limit_concurrency=MAX_CONCURRENT_CONNECTIONS,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=KEEP_ALIVE_TIMEOUT_SECONDS,
+        # Followed streams (events, logs, exec) never end by themselves; at shutdown they get
+        # this long before uvicorn cancels them.
+        timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
     )
 
 
@@ -295,7 +299,14 @@ async def _serve(settings: Settings, listener: socket.socket) -> None:
         await store.close()
         raise SystemExit(f"error: {error}") from None
     try:
-        await _run_until_signal(controller, server, source, listener, git_sources=git_sources)
+        await _run_until_signal(
+            controller,
+            server,
+            source,
+            listener,
+            git_sources=git_sources,
+            end_follows=store.end_follows,
+        )
     finally:
         await missions.stop()
         await agent_server.stop(SHUTDOWN_DRAIN_SECONDS)
@@ -363,6 +374,7 @@ async def _run_until_signal(
     listener: socket.socket,
     *,
     git_sources: GitSources | None = None,
+    end_follows: Callable[[], None] | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -398,6 +410,12 @@ async def _run_until_signal(
         await git_sources.stop(SHUTDOWN_DRAIN_SECONDS)
     server.should_exit = True
     await controller.stop(SHUTDOWN_DRAIN_SECONDS)
+    # The API ends its connections before the store they read is closed: followed event
+    # streams end now, and other requests finish.
+    if end_follows is not None:
+        end_follows()
+    api = tasks[1]
+    await asyncio.wait({api}, timeout=API_SHUTDOWN_SECONDS + SHUTDOWN_DRAIN_SECONDS)
     for task in tasks:
         task.cancel()
     stopper.cancel()

@@ -119,6 +119,10 @@ class SqliteStore:
         await self.events.prune()
         return self
 
+    def end_follows(self) -> None:
+        """End every watch and event subscription now; other calls keep working."""
+        self._db.end_follows()
+
     async def close(self) -> None:
         """End every watch and subscription, then close the database after pending calls."""
         await self._db.close()

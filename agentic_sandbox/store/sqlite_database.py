@@ -63,6 +63,7 @@ class SqliteDatabase:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connection: sqlite3.Connection | None = None
         self._closed = False
+        self._follows_ended = False
         self._broadcasts: list[Broadcast] = []
 
     @property
@@ -152,7 +153,7 @@ class SqliteDatabase:
         # Subscribe before the first read, and clear before every read: a write that commits
         # after a read fires the broadcast again, so the wait below cannot miss it.
         with broadcast.subscribe() as wakeup:
-            while not self._closed:
+            while not self._closed and not self._follows_ended:
                 wakeup.clear()
                 try:
                     rows = await self.run(partial(fetch, after))
@@ -165,6 +166,13 @@ class SqliteDatabase:
                     yield row
                 if len(rows) < batch_size:
                     await wakeup.wait()
+
+    def end_follows(self) -> None:
+        """End every ``follow`` iteration now, while calls still work (for a shutdown that
+        lets its clients finish before the database closes)."""
+        self._follows_ended = True
+        for broadcast in self._broadcasts:
+            broadcast.fire()
 
     async def close(self) -> None:
         """Wake every waiter, then close the connection after the calls already submitted."""
