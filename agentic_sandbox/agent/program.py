@@ -136,6 +136,17 @@ class Agent:
                     if task is not None and task.cancelling():
                         raise
                     return registered
+                except grpc.aio.AioRpcError as error:
+                    # When the server ends the call while Register is still being written, the
+                    # read fails with INTERNAL; the call's own status says why it ended.
+                    code, details = await call.code(), await call.details()
+                    logger.warning(
+                        "stream failed server=%s code=%s detail=%s",
+                        self.config.server,
+                        code.name if code is not None else error.code().name,
+                        details or error.details(),
+                    )
+                    return registered
                 finally:
                     stopper.cancel()
                     writer.cancel()
