@@ -184,10 +184,19 @@ def wait_one(
         time.sleep(min(POLL_INTERVAL_SECONDS, remaining))
 
 
+def _instance_name(written: str) -> str:
+    """Accept kubectl's ``instance/NAME`` form besides a plain name."""
+    kind, slash, name = written.partition("/")
+    if slash and kind in ("instance", "instances", "inst"):
+        return name
+    return written
+
+
 def run_wait(args: argparse.Namespace, client: ApiClient) -> int:
     deadline = time.monotonic() + args.timeout
     wait_for: WaitFor = args.wait_for
-    for name in args.names:
+    for written in args.names:
+        name = _instance_name(written)
         wait_one(
             client,
             namespace=args.namespace,

@@ -70,6 +70,16 @@ def test_wait_condition_already_met(client_env: ApiServer, sandboxctl: Sandboxct
     assert result.out == "instance/web condition Ready=True met\n"
 
 
+def test_wait_accepts_kind_prefix(client_env: ApiServer, sandboxctl: Sandboxctl) -> None:
+    create_web(client_env)
+    set_status(client_env, ready="True")
+
+    result = sandboxctl("wait", "--for=condition=Ready", "--timeout=60s", "instance/web")
+
+    assert result.code == 0, result.err
+    assert result.out == "instance/web condition Ready=True met\n"
+
+
 def test_wait_condition_met_later(
     client_env: ApiServer, sandboxctl: Sandboxctl, monkeypatch: pytest.MonkeyPatch
 ) -> None:
