@@ -36,6 +36,7 @@ from agentic_sandbox.controller.agent_commands import (
     CommandSession,
     CommandSpec,
 )
+from agentic_sandbox.crds.meta import Resource
 from agentic_sandbox.errors import AgentNotConnected, FieldError
 from agentic_sandbox.store.base import Store
 
@@ -122,7 +123,7 @@ class ExecRoutes:
         try:
             session = await self._commands.start(instance.key, spec)
         except AgentNotConnected as error:
-            raise ApiProblem(409, str(error), kind=error.reason) from error
+            raise ApiProblem(409, _not_connected(instance, error), kind=error.reason) from error
         return StreamingResponse(
             self._stream(session),
             media_type=NDJSON_MEDIA_TYPE,
@@ -147,3 +148,18 @@ class ExecRoutes:
                 yield _line({"stream": event.stream, "data": data})
         finally:
             await session.abandon()
+
+
+def _not_connected(instance: Resource, error: AgentNotConnected) -> str:
+    """Say why no agent takes the command, from the instance's own conditions when they know."""
+    status = getattr(instance, "status", None)
+    agent = status.condition("AgentConnected") if status is not None else None
+    if agent is not None and agent.reason == "NoAgentInImage":
+        return (
+            f"instance {instance.key} runs an image without the agent ({agent.message}); exec "
+            "needs an image labelled dev.agentic.agent=true, such as agentic/agent:dev"
+        )
+    phase = getattr(status, "phase", None)
+    if phase is not None and phase.value in ("Stopped", "Succeeded", "Failed"):
+        return f"instance {instance.key} is {phase.value}; start it first: sandboxctl start"
+    return str(error)
