@@ -38,6 +38,9 @@ from agentic_sandbox.crds.event import EventName, EventSeverity
 
 logger = logging.getLogger(__name__)
 
+# How long a rejected agent's first message is waited for before the call ends.
+REJECT_READ_SECONDS = 2.0
+
 # Seconds an authenticated stream may take to send Register.
 REGISTER_TIMEOUT = 10.0
 # Longest agent id quoted in a log line; ids come from unauthenticated peers.
@@ -124,7 +127,7 @@ class AgentServer:
     async def _connect(
         self, requests: AsyncIterator[pb.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ServerMessage]:
-        expected = await self._authenticate(context)
+        expected = await self._authenticate(requests, context)
         register = await self._read_register(requests, context, expected)
         connection_id = uuid.uuid4().hex[:12]
         outbox: asyncio.Queue[OutboxItem] = asyncio.Queue()
@@ -171,7 +174,9 @@ class AgentServer:
             if current or reason != RECONNECTED:
                 await self._record_disconnected(expected, connection_id, reason)
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> ExpectedAgent:
+    async def _authenticate(
+        self, requests: AsyncIterator[pb.AgentMessage], context: grpc.aio.ServicerContext
+    ) -> ExpectedAgent:
         metadata = {key: value for key, value in context.invocation_metadata() or ()}
         agent_id = str(metadata.get(METADATA_AGENT_ID, ""))
         secret = str(metadata.get(METADATA_AGENT_SECRET, ""))
@@ -184,6 +189,10 @@ class AgentServer:
                 context.peer(),
                 reason,
             )
+            # Ending the call while the agent still writes its Register makes the agent see
+            # INTERNAL instead of this status, so the Register is read first (briefly).
+            with contextlib.suppress(TimeoutError, StopAsyncIteration, grpc.aio.AioRpcError):
+                await asyncio.wait_for(anext(requests), REJECT_READ_SECONDS)
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "the agent id or secret is invalid; the agent must use the AGENT_ID and "
