@@ -18,28 +18,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from agentic_sandbox.cli.argtypes import key_value, timeout_seconds
 from agentic_sandbox.cli.client import ApiClient, CliError
 from agentic_sandbox.cli.output import dump_json, dump_yaml, render_table
 
 MISSIONS_PATH = "/api/v1/missions"
 MISSION_HEADERS = ("MISSION", "SESSION", "STATE", "EXIT", "INSTANCE", "AGENT", "AGE")
-
-
-def _metadata_pair(text: str) -> tuple[str, str]:
-    name, separator, value = text.partition("=")
-    if not separator or not name:
-        raise argparse.ArgumentTypeError(f"--metadata {text!r} is not in the form KEY=VALUE")
-    return name, value
-
-
-def _seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout {text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--timeout is {value}; give 0 (no limit) or more")
-    return value
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -58,14 +42,14 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
         "--metadata",
         metavar="KEY=VALUE",
         action="append",
-        type=_metadata_pair,
+        type=key_value("--metadata", "KEY"),
         default=[],
         help="record KEY=VALUE in the mission's metadata (repeatable)",
     )
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_seconds,
+        type=timeout_seconds,
         default=0,
         help="stop the command (SIGTERM, then SIGKILL) after SECONDS (default: 0, no limit)",
     )

@@ -15,24 +15,8 @@ import json
 import sys
 from typing import Any
 
+from agentic_sandbox.cli.argtypes import key_value, timeout_seconds
 from agentic_sandbox.cli.client import ApiClient, CliError
-
-
-def _env_pair(text: str) -> tuple[str, str]:
-    name, separator, value = text.partition("=")
-    if not separator or not name:
-        raise argparse.ArgumentTypeError(f"--env {text!r} is not in the form NAME=VALUE")
-    return name, value
-
-
-def _seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--timeout {text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--timeout is {value}; give 0 (no limit) or more")
-    return value
 
 
 def add_exec_command(
@@ -57,7 +41,7 @@ def add_exec_command(
         "--env",
         metavar="NAME=VALUE",
         action="append",
-        type=_env_pair,
+        type=key_value("--env", "NAME"),
         default=[],
         help="set an environment variable for the command (repeatable)",
     )
@@ -65,7 +49,7 @@ def add_exec_command(
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_seconds,
+        type=timeout_seconds,
         default=0,
         help="stop the command (SIGTERM, then SIGKILL) after SECONDS (default: 0, no limit)",
     )
