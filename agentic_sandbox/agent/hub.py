@@ -1,4 +1,4 @@
-"""Routing commands to connected agents and their output back to whoever started them.
+"""Routing commands to connected agents and their output back to the callers that started them.
 
 ``AgentHub`` implements the controller's ``CommandRunner``. It keeps, per instance, the outbox
 of that instance's live stream, and per command the queue its events go to. A command belongs
@@ -104,14 +104,14 @@ class HubCommand:
         )
 
 
-# Exit code reported for a command whose agent no longer knows it, as shells report a command
-# that could not be run to its end.
+# Exit code reported for a command that the reconnected agent does not have, as shells report
+# a command that could not run to its end.
 LOST_EXIT_CODE = 255
 
 
 class AgentHub:
     def __init__(self, *, is_stale: Callable[[str], bool] | None = None) -> None:
-        """``is_stale(key)`` says whether the agent of ``key`` has missed its heartbeats; such
+        """``is_stale(key)`` returns whether the agent of ``key`` has missed its heartbeats; such
         an agent is given no new command."""
         # Instance key -> (connection id, outbox) of its live stream.
         self._streams: dict[str, tuple[str, asyncio.Queue[OutboxItem]]] = {}

@@ -138,7 +138,7 @@ class Agent:
                     return registered
                 except grpc.aio.AioRpcError as error:
                     # When the server ends the call while Register is still being written, the
-                    # read fails with INTERNAL; the call's own status says why it ended.
+                    # read fails with INTERNAL; the call's own status gives the reason it ended.
                     code, details = await call.code(), await call.details()
                     logger.warning(
                         "stream failed server=%s code=%s detail=%s",

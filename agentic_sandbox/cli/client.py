@@ -188,7 +188,7 @@ class ApiClient:
         takeover: bool = False,
         kind: str = "Instance",
     ) -> dict[str, Any]:
-        """DELETE an object of ``kind`` (an Instance unless told) through its kind's route."""
+        """DELETE an object of ``kind`` (an Instance by default) through its kind's route."""
         params: dict[str, Any] = {"namespace": namespace}
         if takeover:
             params["takeover"] = "true"

@@ -61,7 +61,7 @@ class AgentConnection:
     last_heartbeat_monotonic: float
     hostname: str = ""
     version: str = ""
-    # What the agent said it can do when it registered, such as "exec" or "pty".
+    # Capabilities the agent reported when it registered, such as "exec" or "pty".
     capabilities: tuple[str, ...] = ()
     stale: bool = False
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -240,7 +240,7 @@ class AgentTracker:
         return self._connections.get(key)
 
     def is_stale(self, key: str) -> bool:
-        """Whether the agent of ``key`` is connected but has missed its heartbeats."""
+        """Return whether the agent of ``key`` is connected but has missed its heartbeats."""
         connection = self._connections.get(key)
         return connection is not None and connection.stale
 

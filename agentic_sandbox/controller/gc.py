@@ -130,7 +130,7 @@ class SweepResult:
 class LastPass:
     """The collector's last pass that was not a dry run: when it ended, and what it did.
 
-    ``result`` is None when the pass failed before removing anything; ``error`` says why.
+    ``result`` is None when the pass failed before removing anything; ``error`` gives the reason.
     """
 
     finished_at: datetime

@@ -211,7 +211,7 @@ def _plan_existing(
 
     if current.status == SandboxStatus.PAUSED:
         # Paused behind the controller's back: a start cannot resume it, and the pause may be
-        # deliberate, so it is left to whoever paused it, unless the instance is to be halted.
+        # deliberate. So it is left to the operator, unless the instance is to be halted.
         if strategy == RunStrategy.HALTED:
             operations.append(Operation(OpKind.STOP, "run strategy Halted", current.id))
         return Plan(operations, keep=current)

@@ -120,7 +120,7 @@ class InstanceReconciler:
         return await self._converge(instance, log)
 
     def _runs(self, instance: Instance) -> bool:
-        """Whether this controller has the instance's runtime enabled.
+        """Return whether this controller has the instance's runtime enabled.
 
         An instance of a runtime this controller does not run gets no finalizer: nothing of it
         can exist here, so deleting it must not wait for this controller.
@@ -136,7 +136,7 @@ class InstanceReconciler:
             LABEL_UID: str(instance.metadata.uid),
             LABEL_CONTROLLER: self._policy.controller_id,
         }
-        # The instance's own driver must answer. The others are asked too, so that a sandbox
+        # The instance's own driver must respond. The others are asked too, so that a sandbox
         # left on another runtime after spec.runtime changed is removed, but an outage of
         # another runtime does not make this instance Unknown.
         driver = driver_for(self._runtime, instance.spec.runtime)

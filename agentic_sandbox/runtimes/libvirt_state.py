@@ -77,7 +77,7 @@ _PAUSED_STATES = frozenset({libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSP
 
 @dataclass(frozen=True)
 class DomainFacts:
-    """What the driver reads from a domain's XML."""
+    """Facts the driver reads from a domain's XML."""
 
     uuid: str
     name: str

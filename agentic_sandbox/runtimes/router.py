@@ -3,7 +3,7 @@
 The controller, the garbage collector and the API speak to a single Runtime. The router sends a
 create to the driver that ``SandboxSpec.runtime`` names, and every call on an existing sandbox
 to the driver whose id format it carries: libvirt domains are named by their UUID, Docker
-containers by 64 hexadecimal digits. Listings merge every driver's answer, and a listing that
+containers by 64 hexadecimal digits. Listings merge every driver's listing, and a listing that
 one driver cannot give fails as a whole, so a caller never mistakes an outage for absence.
 """
 

@@ -185,6 +185,8 @@ def test_describe_shows_vm_details() -> None:
         },
     }
     text = describe_text(item, [], now=datetime.now(UTC))
-    assert "Accelerator:" in text and "tcg" in text
-    assert "Serial Log:" in text and "/var/lib/agentic-sandbox/vms/vm/serial.log" in text
+    assert "Accelerator:" in text
+    assert "tcg" in text
+    assert "Serial Log:" in text
+    assert "/var/lib/agentic-sandbox/vms/vm/serial.log" in text
     assert "Domain:" in text

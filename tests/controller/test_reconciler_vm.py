@@ -92,7 +92,8 @@ async def test_loadout_sets_vm_resources(store: SqliteStore, tmp_path: Path) -> 
     (sandbox,) = harness.libvirt.sandboxes.values()
     assert harness.docker.sandboxes == {}
     spec = sandbox.spec
-    assert spec.runtime == "libvirt" and spec.vm is not None
+    assert spec.runtime == "libvirt"
+    assert spec.vm is not None
     assert spec.vm.base_image == "/images/small.qcow2"
     assert spec.vm.loadout.chain == ("small", "small-disk")
     assert spec.vm.disk_bytes == 2 << 30
@@ -116,7 +117,8 @@ async def test_vm_operations_recorded_as_vm_events(store: SqliteStore, tmp_path:
     await harness.create(loadout="small")
     await harness.reconciler.reconcile("default/vm")
     names = await harness.event_names()
-    assert "vm.defined" in names and "vm.started" in names
+    assert "vm.defined" in names
+    assert "vm.started" in names
     assert not any(name.startswith("container.") for name in names)
 
 
