@@ -42,7 +42,7 @@ from agentic_sandbox.errors import (
     RuntimeUnavailable,
     SandboxError,
 )
-from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime
+from agentic_sandbox.runtimes.base import LABEL_CONTROLLER, LABEL_UID, Runtime, SandboxState
 from agentic_sandbox.runtimes.router import driver_for, drivers_of
 from agentic_sandbox.store.base import Store
 
@@ -141,6 +141,11 @@ class InstanceReconciler:
         # another runtime does not make this instance Unknown.
         driver = driver_for(self._runtime, instance.spec.runtime)
         sandboxes = await driver.list_owned(selector)
+        ref = instance.status.runtime_ref
+        if ref is not None and ref.runtime == instance.spec.runtime:
+            # The last sandbox seen ran on this runtime, so the others hold nothing of it; this
+            # keeps every reconcile from listing every other runtime's sandboxes.
+            return self._observation(instance, sandboxes)
         for other in drivers_of(self._runtime):
             if other is driver:
                 continue
@@ -148,6 +153,9 @@ class InstanceReconciler:
                 sandboxes += await other.list_owned(selector)
             except RuntimeFailure as error:
                 logger.debug("other runtime not listed runtime=%s error=%s", other.name, error)
+        return self._observation(instance, sandboxes)
+
+    def _observation(self, instance: Instance, sandboxes: list[SandboxState]) -> Observation:
         hashes = desired_hashes(instance)
         return Observation(
             instance=instance,
